@@ -1,0 +1,89 @@
+"""Render the per-frame geometry buffer with Cycles (headless, CPU).
+
+One Cycles pass per frame with 1 sample and a 0.01 px box filter gives, exactly at pixel centres,
+world positions, shading normals, object and material indices, and a background mask. Edges, depth
+and flows (`vf3d.edges`, `vf3d.flows`) are all computed from these buffers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+import OpenEXR
+from mathutils import Matrix
+
+from vf3d.camera import opencv_to_blender_c2w
+from vf3d.passes import GBuffer
+from vf3d.trajectory import Trajectory
+
+LAYER = "ViewLayer"
+BACKGROUND_Z = 1.0e9  # Cycles writes 1e10 in the Z pass where a ray hits nothing
+
+
+def configure_render(scene: bpy.types.Scene, width: int, height: int, threads: int | None = None) -> None:
+    """Set up a minimal, fast, exact G-buffer render (no lights, no bounces, no antialiasing)."""
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 1
+    scene.cycles.use_adaptive_sampling = False
+    scene.cycles.use_denoising = False
+    scene.cycles.pixel_filter_type = "BOX"
+    scene.cycles.filter_width = 0.01  # samples land on pixel centres: passes are exact, not blended
+    scene.cycles.max_bounces = 0
+    scene.render.use_freestyle = False
+    scene.render.use_motion_blur = False
+    scene.render.use_persistent_data = True  # keep the BVH between frames: only the camera moves
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    scene.render.use_border = False
+    scene.render.threads_mode = "FIXED" if threads else "AUTO"
+    if threads:
+        scene.render.threads = threads
+    for layer in scene.view_layers:
+        layer.use = layer == bpy.context.view_layer
+    layer = bpy.context.view_layer
+    layer.name = LAYER
+    layer.use_pass_z = layer.use_pass_normal = layer.use_pass_position = True
+    layer.use_pass_object_index = layer.use_pass_material_index = True
+    settings = scene.render.image_settings
+    settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    settings.exr_codec = "NONE"  # written and read once on local disk: no compression is fastest
+
+
+def _channels(path: Path) -> dict[str, np.ndarray]:
+    with OpenEXR.File(str(path)) as exr:
+        # Blender writes one EXR part per pass.
+        return {
+            name.removeprefix(f"{LAYER}."): channel.pixels
+            for part in exr.parts
+            for name, channel in part.channels.items()
+        }
+
+
+def render_frame(scene: bpy.types.Scene, trajectory: Trajectory, index: int, scratch: Path) -> GBuffer:
+    """Render frame `index` of the trajectory (scene frame `trajectory.source_frames[index]`)."""
+    scene.frame_set(trajectory.source_frames[index])
+    scene.camera.matrix_world = Matrix(opencv_to_blender_c2w(trajectory.c2w[index]).tolist())
+    exr = scratch / f"gbuffer_{index:05d}.exr"
+    scene.render.filepath = str(exr)
+    bpy.ops.render.render(write_still=True)
+    try:
+        c = _channels(exr)
+    finally:
+        exr.unlink(missing_ok=True)
+    position = np.stack([c["Position.X"], c["Position.Y"], c["Position.Z"]], axis=-1)
+    normal = np.stack([c["Normal.X"], c["Normal.Y"], c["Normal.Z"]], axis=-1)
+    gbuffer = GBuffer(
+        position=position,
+        normal=normal,
+        object_index=np.rint(c["Object Index.X"]).astype(np.int32),
+        material_index=np.rint(c["Material Index.X"]).astype(np.int32),
+        background=c["Depth.Z"] >= BACKGROUND_Z,
+    )
+    gbuffer.validate()
+    return gbuffer

@@ -1,0 +1,154 @@
+"""Preprocessing (paper Sec. 3.1): render a shot's structural guidance and flows with Blender.
+
+Output folder layout (documented in the README)::
+
+    meta.json                 width, height, intrinsics, per-frame camera-to-world (OpenCV axes), segments
+    edges/{frame:05d}.png     edge map h_i, uint8, white edges on black
+    depth.npy                 (F, H, W) float32 planar depth in scene units, background = inf
+    flows/seg{k:03d}.npz      forward (N, H, W, 2) f_i->i+1, forward_valid (N, H, W),
+                              end_to_start (H, W, 2) f_N->0, end_to_start_valid (H, W)
+
+The folder is written under a temporary name and renamed when complete (`vf3d.atomic`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vf3d.atomic import atomic_dir
+from vf3d.depth import planar_depth
+from vf3d.edges import EdgeSettings, edge_map
+from vf3d.flows import reprojection_flow
+from vf3d.trajectory import Trajectory
+
+DEFAULT_WIDTH, DEFAULT_HEIGHT = 720, 480
+META_VERSION = 1
+
+
+@dataclass
+class GuidanceStats:
+    """What a preprocessing run measured; shown as asset metadata, not written into the outputs."""
+
+    num_frames: int
+    segments: list[tuple[int, int]]
+    edge_fraction: list[float]  # per frame, fraction of edge pixels
+    forward_valid_fraction: list[float]  # per consecutive pair, valid / geometry pixels of the first frame
+    end_to_start_valid_fraction: list[float]  # per segment
+    render_seconds: float = 0.0
+    flow_seconds: float = 0.0
+    total_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _meta(traj: Trajectory, source: Path, trajectory_file: Path | None, settings: EdgeSettings) -> dict:
+    return {
+        "version": META_VERSION,
+        "width": traj.intrinsics.width,
+        "height": traj.intrinsics.height,
+        "intrinsics": {k: getattr(traj.intrinsics, k) for k in ("fx", "fy", "cx", "cy")},
+        "axes": "opencv (x right, y down, z forward)",
+        "world": "blender (z up, scene units)",
+        "num_frames": traj.num_frames,
+        "source_frames": list(traj.source_frames),
+        "camera_to_world": traj.c2w.tolist(),
+        "segments": [list(s) for s in traj.segments()],
+        "source": {"file": source.name, "sha256": file_sha256(source)},
+        "trajectory": None if trajectory_file is None else {"file": trajectory_file.name, "sha256": file_sha256(trajectory_file)},
+        "edges": asdict(settings),
+    }
+
+
+def _geometry_fraction(valid: np.ndarray, background: np.ndarray) -> float:
+    geometry = int((~background).sum())
+    return float(valid.sum() / geometry) if geometry else 0.0
+
+
+def preprocess(
+    source: str | Path,
+    out_dir: str | Path,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    trajectory: str | Path | None = None,
+    edge_settings: EdgeSettings = EdgeSettings(),
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GuidanceStats:
+    """Render edges, depth and flows of a shot into `out_dir` (replaced atomically when complete).
+
+    Args:
+        source: `.blend` with an animated scene camera, or `.glb`/`.gltf`/`.obj` with `trajectory`.
+        out_dir: output folder (layout in the module docstring).
+        width, height: render size (paper: 720x480).
+        trajectory: trajectory JSON for mesh files (`vf3d.trajectory`).
+        edge_settings: edge detection settings.
+        threads: Cycles render threads (None = all cores).
+        progress: called with (frames done, total frames).
+    """
+    # bpy is imported here so the numeric modules stay importable (and testable) without Blender loaded.
+    import bpy
+
+    from vf3d.blender.render import configure_render, render_frame
+    from vf3d.blender.scene_io import load_shot
+
+    source, out_dir = Path(source), Path(out_dir)
+    trajectory = None if trajectory is None else Path(trajectory)
+    started = time.perf_counter()
+    traj = load_shot(source, width, height, trajectory)
+    scene = bpy.context.scene
+    configure_render(scene, width, height, threads)
+    segments = traj.segments()
+    stats = GuidanceStats(traj.num_frames, segments, [], [], [])
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "edges").mkdir()
+        (tmp / "flows").mkdir()
+        scratch = tmp / ".scratch"
+        scratch.mkdir()
+        depth = np.empty((traj.num_frames, height, width), np.float32)
+        segment_index, forward, forward_valid = 0, [], []
+        previous = None
+        for i in range(traj.num_frames):
+            t0 = time.perf_counter()
+            g = render_frame(scene, traj, i, scratch)
+            t1 = time.perf_counter()
+            stats.render_seconds += t1 - t0
+            depth[i] = planar_depth(g.position, g.background, traj.c2w[i])
+            edges = edge_map(g, depth[i], edge_settings)
+            Image.fromarray(edges).save(tmp / "edges" / f"{i:05d}.png", compress_level=1)
+            stats.edge_fraction.append(float((edges > 0).mean()))
+            if previous is not None:
+                flow, valid = reprojection_flow(previous.position, previous.background, traj.c2w[i], traj.intrinsics, depth[i])
+                forward.append(flow)
+                forward_valid.append(valid)
+                stats.forward_valid_fraction.append(_geometry_fraction(valid, previous.background))
+            start, end = segments[segment_index] if segment_index < len(segments) else (None, None)
+            if i == end:
+                back, back_valid = reprojection_flow(g.position, g.background, traj.c2w[start], traj.intrinsics, depth[start])
+                stats.end_to_start_valid_fraction.append(_geometry_fraction(back_valid, g.background))
+                np.savez(tmp / "flows" / f"seg{segment_index:03d}.npz", forward=np.stack(forward),
+                         forward_valid=np.stack(forward_valid), end_to_start=back, end_to_start_valid=back_valid)
+                segment_index, forward, forward_valid = segment_index + 1, [], []
+            stats.flow_seconds += time.perf_counter() - t1
+            previous = g
+            if progress:
+                progress(i + 1, traj.num_frames)
+        scratch.rmdir()
+        np.save(tmp / "depth.npy", depth)
+        (tmp / "meta.json").write_text(json.dumps(_meta(traj, source, trajectory, edge_settings), indent=1))
+    stats.total_seconds = time.perf_counter() - started
+    return stats

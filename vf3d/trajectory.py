@@ -1,0 +1,132 @@
+"""Camera trajectories: the per-frame poses and intrinsics of a shot, and the trajectory JSON format.
+
+Trajectory JSON (for `.glb`/`.obj` scenes), documented in the README::
+
+    {
+      "axes": "opencv",          # camera axes of the matrices: "opencv" (x right, y down, z forward, default)
+                                 #   or "opengl" (x right, y up, looking down -z; Blender's camera axes)
+      "world_up": "y",           # world frame of the poses: "y" = the mesh file's own Y-up frame (glTF/OBJ,
+                                 #   default) or "z" = Blender's Z-up frame after import
+      "width": 720, "height": 480,   # image size the intrinsics refer to
+      "intrinsics": {"fx": 600, "fy": 600, "cx": 360, "cy": 240},   # or "fov_x_deg": 60
+      "camera_to_world": [[[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]], ...]   # one 4x4 per frame
+    }
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vf3d.camera import BLENDER_TO_OPENCV_AXES, Y_UP_TO_Z_UP, Intrinsics, split_segments
+from vf3d.errors import VF3DInputError
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A shot's camera: constant intrinsics and per-frame OpenCV camera-to-world poses (Blender world, Z up)."""
+
+    intrinsics: Intrinsics
+    c2w: np.ndarray  # (F, 4, 4) float64
+    source_frames: tuple[int, ...]  # frame numbers in the source (Blender frames, or JSON indices)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.c2w)
+
+    def segments(self) -> list[tuple[int, int]]:
+        return split_segments(self.num_frames)
+
+
+def check_moving(c2w: np.ndarray, where: str | Path) -> None:
+    """Reject one-frame and static trajectories: there is nothing to in-between."""
+    if len(c2w) < 2:
+        raise VF3DInputError(where, f"the camera trajectory has {len(c2w)} frame(s); at least 2 are needed")
+    if np.allclose(c2w, c2w[:1], atol=1e-7):
+        raise VF3DInputError(where, f"the camera does not move: all {len(c2w)} frames have the same pose")
+
+
+def _matrix(value: object, where: Path, index: int) -> np.ndarray:
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise VF3DInputError(where, f"camera_to_world[{index}] is not a numeric 4x4 matrix") from None
+    if m.shape != (4, 4) or not np.isfinite(m).all():
+        raise VF3DInputError(where, f"camera_to_world[{index}] must be a finite 4x4 matrix, got shape {m.shape}")
+    if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-6):
+        raise VF3DInputError(where, f"camera_to_world[{index}] last row must be [0, 0, 0, 1], got {m[3].tolist()}")
+    r = m[:3, :3]
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) < 0:
+        raise VF3DInputError(where, f"camera_to_world[{index}] rotation is not orthonormal (scale or mirroring)")
+    return m
+
+
+def _intrinsics(data: dict, where: Path) -> Intrinsics:
+    try:
+        width, height = int(data["width"]), int(data["height"])
+    except (KeyError, TypeError, ValueError):
+        raise VF3DInputError(where, "'width' and 'height' (the image size the intrinsics refer to) are required") from None
+    if width <= 0 or height <= 0:
+        raise VF3DInputError(where, f"image size must be positive, got {width}x{height}")
+    has_k, has_fov = "intrinsics" in data, "fov_x_deg" in data
+    if has_k == has_fov:
+        raise VF3DInputError(where, "give exactly one of 'intrinsics' {fx, fy, cx, cy} or 'fov_x_deg'")
+    if has_fov:
+        fov = data["fov_x_deg"]
+        if not isinstance(fov, (int, float)) or not 0 < fov < 180:
+            raise VF3DInputError(where, f"'fov_x_deg' must be a number in (0, 180), got {fov!r}")
+        return Intrinsics.from_fov_x(width, height, float(fov))
+    k = data["intrinsics"]
+    try:
+        fx, fy, cx, cy = (float(k[name]) for name in ("fx", "fy", "cx", "cy"))
+    except (KeyError, TypeError, ValueError):
+        raise VF3DInputError(where, "'intrinsics' must have numeric fx, fy, cx, cy") from None
+    if fx <= 0 or fy <= 0:
+        raise VF3DInputError(where, f"focal lengths must be positive, got fx={fx}, fy={fy}")
+    if abs(fx - fy) > 1e-3 * fx:
+        raise VF3DInputError(where, f"non-square pixels (fx={fx}, fy={fy}) are not supported")
+    return Intrinsics(width, height, fx, fy, cx, cy)
+
+
+def load_trajectory_json(path: str | Path) -> Trajectory:
+    """Read and validate a trajectory JSON file (format in the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VF3DInputError(path, "trajectory file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VF3DInputError(path, f"malformed trajectory JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise VF3DInputError(path, "a trajectory JSON must be an object with 'camera_to_world' and intrinsics")
+    axes, world_up = data.get("axes", "opencv"), data.get("world_up", "y")
+    if axes not in ("opencv", "opengl"):
+        raise VF3DInputError(path, f"'axes' must be 'opencv' or 'opengl', got {axes!r}")
+    if world_up not in ("y", "z"):
+        raise VF3DInputError(path, f"'world_up' must be 'y' or 'z', got {world_up!r}")
+    poses = data.get("camera_to_world")
+    if not isinstance(poses, list):
+        raise VF3DInputError(path, "'camera_to_world' must be a list of 4x4 matrices, one per frame")
+    c2w = np.stack([_matrix(m, path, i) for i, m in enumerate(poses)]) if poses else np.zeros((0, 4, 4))
+    check_moving(c2w, path)
+    if axes == "opengl":
+        c2w = c2w @ BLENDER_TO_OPENCV_AXES
+    if world_up == "y":
+        c2w = Y_UP_TO_Z_UP @ c2w
+    return Trajectory(_intrinsics(data, path), c2w, tuple(range(len(c2w))))
+
+
+def trajectory_to_json(traj: Trajectory) -> dict:
+    """The inverse of `load_trajectory_json` in its canonical form (OpenCV axes, Z-up world)."""
+    k = traj.intrinsics
+    return {
+        "axes": "opencv",
+        "world_up": "z",
+        "width": k.width,
+        "height": k.height,
+        "intrinsics": {"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy},
+        "camera_to_world": traj.c2w.tolist(),
+    }

@@ -1,0 +1,42 @@
+"""Pictures a person looks at: edge contact sheets and flow colour-wheel images (PNG bytes)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def contact_sheet(images: Sequence[np.ndarray], columns: int = 6, thumb_width: int = 160, gap: int = 2) -> np.ndarray:
+    """Tile images (H, W) or (H, W, 3) uint8 into one RGB sheet of thumbnails, row-major."""
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    h, w = images[0].shape[:2]
+    tw, th = thumb_width, max(1, round(thumb_width * h / w))
+    rows = -(-len(images) // columns)
+    sheet = np.full((rows * (th + gap) - gap, min(columns, len(images)) * (tw + gap) - gap, 3), 40, np.uint8)
+    for k, image in enumerate(images):
+        thumb = Image.fromarray(image).convert("RGB").resize((tw, th), Image.Resampling.BOX)
+        r, c = divmod(k, columns)
+        sheet[r * (th + gap): r * (th + gap) + th, c * (tw + gap): c * (tw + gap) + tw] = np.asarray(thumb)
+    return sheet
+
+
+def flow_to_rgb(flow: np.ndarray, valid: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Colour-wheel flow picture: hue = direction, saturation = magnitude; invalid pixels black. (H, W, 3) uint8."""
+    dx, dy = flow[..., 0], flow[..., 1]
+    magnitude = np.hypot(dx, dy)
+    scale = max_magnitude or (float(np.percentile(magnitude[valid], 99)) if valid.any() else 1.0) or 1.0
+    hue = (np.arctan2(-dy, -dx) / np.pi + 1) / 2  # [0, 1]
+    sat = np.clip(magnitude / scale, 0, 1)
+    hsv = np.stack([hue * 255, sat * 255, np.full_like(hue, 255)], axis=-1).astype(np.uint8)
+    rgb = np.asarray(Image.fromarray(hsv, mode="HSV").convert("RGB"))
+    return np.where(valid[..., None], rgb, 0).astype(np.uint8)
