@@ -1,4 +1,6 @@
+import json
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -13,3 +15,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 def shots(tmp_path_factory):
     """A folder for synthetic .blend shots shared by the whole session."""
     return tmp_path_factory.mktemp("shots")
+
+
+# Tests register their own shots in a user catalog (VF3D_USER_CATALOG) before the Dagster code location is
+# imported; the files it names are written by the tests that use them.
+USER_CATALOG_DIR = Path(tempfile.mkdtemp(prefix="vf3d-test-catalog-"))
+USER_CATALOG = USER_CATALOG_DIR / "catalog.json"
+USER_CATALOG.write_text(json.dumps({
+    "render": {"width": 64, "height": 48},
+    "scenes": [
+        {"key": "test_shot_a", "source": "shot_a.blend", "description": "test: sideways dolly"},
+        {"key": "test_shot_b", "source": "shot_b.blend", "description": "test: sideways dolly, other step"},
+    ],
+    "styles": [],
+}))
+os.environ["VF3D_USER_CATALOG"] = str(USER_CATALOG)
+os.environ["VF3D_HOME"] = str(USER_CATALOG_DIR / "home")

@@ -56,7 +56,8 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _meta(traj: Trajectory, source: Path, trajectory_file: Path | None, settings: EdgeSettings) -> dict:
+def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | None) -> dict:
+    """What defines a shot: image size, intrinsics, per-frame poses, segments, and the input files' hashes."""
     return {
         "version": META_VERSION,
         "width": traj.intrinsics.width,
@@ -70,8 +71,15 @@ def _meta(traj: Trajectory, source: Path, trajectory_file: Path | None, settings
         "segments": [list(s) for s in traj.segments()],
         "source": {"file": source.name, "sha256": file_sha256(source)},
         "trajectory": None if trajectory_file is None else {"file": trajectory_file.name, "sha256": file_sha256(trajectory_file)},
-        "edges": asdict(settings),
     }
+
+
+def describe_shot(source: str | Path, width: int, height: int, trajectory: str | Path | None = None) -> dict:
+    """Open a shot with Blender (no render) and return its `shot_description`; validates every input."""
+    from vf3d.blender.scene_io import load_shot
+
+    trajectory = None if trajectory is None else Path(trajectory)
+    return shot_description(load_shot(source, width, height, trajectory), Path(source), trajectory)
 
 
 def _geometry_fraction(valid: np.ndarray, background: np.ndarray) -> float:
@@ -149,6 +157,7 @@ def preprocess(
                 progress(i + 1, traj.num_frames)
         scratch.rmdir()
         np.save(tmp / "depth.npy", depth)
-        (tmp / "meta.json").write_text(json.dumps(_meta(traj, source, trajectory, edge_settings), indent=1))
+        meta = {**shot_description(traj, source, trajectory), "edges": asdict(edge_settings)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     stats.total_seconds = time.perf_counter() - started
     return stats

@@ -90,9 +90,8 @@ def intrinsics_from_blender(camera: bpy.types.Object, width: int, height: int) -
     """
     depsgraph = bpy.context.evaluated_depsgraph_get()
     p = np.array(camera.evaluated_get(depsgraph).calc_matrix_camera(depsgraph, x=width, y=height, scale_x=1, scale_y=1))
-    return Intrinsics(
-        width, height, p[0, 0] * width / 2, p[1, 1] * height / 2, width / 2 * (1 - p[0, 2]), height / 2 * (1 + p[1, 2])
-    )
+    return Intrinsics(width, height, float(p[0, 0] * width / 2), float(p[1, 1] * height / 2),
+                      float(width / 2 * (1 - p[0, 2])), float(height / 2 * (1 + p[1, 2])))
 
 
 def _make_render_camera(scene: bpy.types.Scene, intr: Intrinsics, clip: tuple[float, float]) -> bpy.types.Object:

@@ -1,0 +1,31 @@
+"""The Blender renderer resource: preprocessing settings shared by every scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from dagster import ConfigurableResource
+
+from vf3d.catalog import SceneEntry
+from vf3d.edges import EdgeSettings
+from vf3d.guidance import GuidanceStats, preprocess
+
+
+class BlenderRenderer(ConfigurableResource):
+    """Headless Cycles on the CPU (bpy), as measured in DESIGN.md."""
+
+    threads: int = 0
+    """Cycles render threads; 0 = all cores."""
+    crease_angle_deg: float = 40.0
+    """Normals differing by more than this make a crease (official code: Line Art crease 140 degrees)."""
+    line_width: int = 1
+    """Edge line thickness in pixels."""
+
+    def edge_settings(self) -> EdgeSettings:
+        return EdgeSettings(crease_angle_deg=self.crease_angle_deg, line_width=self.line_width)
+
+    def render_guidance(self, scene: SceneEntry, out_dir: Path,
+                        progress: Callable[[int, int], None] | None = None) -> GuidanceStats:
+        return preprocess(scene.source, out_dir, scene.width, scene.height, scene.trajectory,
+                          self.edge_settings(), self.threads or None, progress)

@@ -1,0 +1,185 @@
+"""The scene/style catalog: which shots and style references exist (data, not code).
+
+The shipped benchmark lives in `benchmark/catalog.json` (16 scenes x 3 styles). Users register their own
+shots in catalog files of the same format outside the benchmark, named by `VF3D_USER_CATALOG`
+(several paths separated by `os.pathsep`). Paths inside a catalog are relative to the catalog file.
+
+Scene entry: {"key", "category", "source" (.blend/.glb/.gltf/.obj), "trajectory" (JSON, mesh files only),
+"description", "motion", "segments", "render": {"width", "height"} (optional override)}.
+Style entry: {"key", "reference" (image), "identifier" (LoRA prompt), "post_prompt" (or null), "description"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from vf3d.errors import VF3DInputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCHMARK_CATALOG = REPO_ROOT / "benchmark" / "catalog.json"
+USER_CATALOG_ENV = "VF3D_USER_CATALOG"
+BENCHMARK_CATALOG_ENV = "VF3D_BENCHMARK_CATALOG"
+CATEGORIES = ("object-centric", "indoor", "outdoor", "transition", "user")
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SceneEntry:
+    key: str
+    category: str
+    source: Path
+    trajectory: Path | None = None
+    description: str = ""
+    motion: str = ""
+    segments: int | None = None
+    width: int = 720
+    height: int = 480
+    catalog: Path | None = None
+
+    def input_files(self) -> list[Path]:
+        """Files whose content defines the shot: an edit to any of them makes the scene stale."""
+        return [self.source] + ([self.trajectory] if self.trajectory else [])
+
+
+@dataclass(frozen=True)
+class StyleEntry:
+    key: str
+    reference: Path
+    identifier: str
+    post_prompt: str | None = None
+    description: str = ""
+    catalog: Path | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The identifier prompt, plus the post-prompt (paper Sec. 3.2, 'Style Variation') if any."""
+        return f"{self.identifier}, {self.post_prompt}" if self.post_prompt else self.identifier
+
+
+@dataclass(frozen=True)
+class Catalog:
+    scenes: dict[str, SceneEntry]
+    styles: dict[str, StyleEntry]
+    demo: tuple[str, str] | None = None
+    files: tuple[Path, ...] = field(default_factory=tuple)
+
+    def scene(self, key: str) -> SceneEntry:
+        if key not in self.scenes:
+            raise VF3DInputError(key, f"unknown scene key (known: {', '.join(sorted(self.scenes))})")
+        return self.scenes[key]
+
+    def style(self, key: str) -> StyleEntry:
+        if key not in self.styles:
+            raise VF3DInputError(key, f"unknown style key (known: {', '.join(sorted(self.styles))})")
+        return self.styles[key]
+
+
+def _key(entry: dict, path: Path, kind: str) -> str:
+    key = entry.get("key")
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise VF3DInputError(path, f"{kind} key {key!r} must match {KEY_PATTERN.pattern} (lowercase, digits, _)")
+    return key
+
+
+def _size(entry: dict, defaults: dict, path: Path, key: str) -> tuple[int, int]:
+    render = {**defaults, **(entry.get("render") or {})}
+    width, height = render.get("width", 720), render.get("height", 480)
+    if not (isinstance(width, int) and isinstance(height, int) and width >= 8 and height >= 8):
+        raise VF3DInputError(path, f"scene '{key}': render size must be integers >= 8, got {width}x{height}")
+    return width, height
+
+
+def _scene(entry: dict, path: Path, defaults: dict, default_category: str) -> SceneEntry:
+    key = _key(entry, path, "scene")
+    category = entry.get("category", default_category)
+    if category not in CATEGORIES:
+        raise VF3DInputError(path, f"scene '{key}': category {category!r} is not one of {', '.join(CATEGORIES)}")
+    if not isinstance(entry.get("source"), str):
+        raise VF3DInputError(path, f"scene '{key}': 'source' (path to a .blend/.glb/.obj) is required")
+    trajectory = entry.get("trajectory")
+    width, height = _size(entry, defaults, path, key)
+    return SceneEntry(
+        key=key,
+        category=category,
+        source=(path.parent / entry["source"]).resolve(),
+        trajectory=None if trajectory is None else (path.parent / trajectory).resolve(),
+        description=entry.get("description", ""),
+        motion=entry.get("motion", ""),
+        segments=entry.get("segments"),
+        width=width,
+        height=height,
+        catalog=path,
+    )
+
+
+def _style(entry: dict, path: Path) -> StyleEntry:
+    key = _key(entry, path, "style")
+    if not isinstance(entry.get("reference"), str):
+        raise VF3DInputError(path, f"style '{key}': 'reference' (path to an image) is required")
+    identifier = entry.get("identifier")
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise VF3DInputError(path, f"style '{key}': 'identifier' (the unique LoRA prompt) is required")
+    return StyleEntry(key, (path.parent / entry["reference"]).resolve(), identifier, entry.get("post_prompt"),
+                      entry.get("description", ""), path)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise VF3DInputError(path, "catalog file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VF3DInputError(path, f"malformed catalog JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("scenes", []), list) or not isinstance(
+            data.get("styles", []), list):
+        raise VF3DInputError(path, "a catalog is an object with 'scenes' and 'styles' lists")
+    return data
+
+
+def load_catalog(paths: list[Path]) -> Catalog:
+    """Merge catalog files in order; a key defined twice is an error naming both files."""
+    scenes: dict[str, SceneEntry] = {}
+    styles: dict[str, StyleEntry] = {}
+    demo = None
+    for path in paths:
+        path = Path(path).resolve()
+        data = _read(path)
+        defaults = data.get("render") or {}
+        for entry in data.get("scenes", []):
+            scene = _scene(entry, path, defaults, "user")
+            if scene.key in scenes:
+                raise VF3DInputError(path, f"scene key '{scene.key}' is already defined in {scenes[scene.key].catalog}")
+            scenes[scene.key] = scene
+        for entry in data.get("styles", []):
+            style = _style(entry, path)
+            if style.key in styles:
+                raise VF3DInputError(path, f"style key '{style.key}' is already defined in {styles[style.key].catalog}")
+            styles[style.key] = style
+        if demo is None and isinstance(data.get("demo"), dict):
+            demo = (data["demo"]["scene"], data["demo"]["style"])
+    if not scenes or not styles:
+        raise VF3DInputError(", ".join(map(str, paths)), "the catalog needs at least one scene and one style")
+    return Catalog(scenes, styles, demo, tuple(Path(p).resolve() for p in paths))
+
+
+def catalog_paths() -> list[Path]:
+    """The benchmark catalog, then any user catalogs named by VF3D_USER_CATALOG."""
+    paths = [Path(os.environ.get(BENCHMARK_CATALOG_ENV, BENCHMARK_CATALOG))]
+    extra = os.environ.get(USER_CATALOG_ENV, "")
+    paths += [Path(p) for p in extra.split(os.pathsep) if p.strip()]
+    return paths
+
+
+@lru_cache(maxsize=4)
+def _cached(paths: tuple[Path, ...]) -> Catalog:
+    return load_catalog(list(paths))
+
+
+def active_catalog() -> Catalog:
+    """The catalog the pipeline runs on (cached per set of paths)."""
+    return _cached(tuple(catalog_paths()))
