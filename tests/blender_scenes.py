@@ -114,3 +114,37 @@ def export_glb_with_trajectory(blend: Path, glb: Path, trajectory: Path, frames:
     trajectory.write_text(json.dumps({"axes": "opengl", "world_up": "y", "width": 720, "height": 480,
                                       "fov_x_deg": math.degrees(fov), "camera_to_world": poses}))
     return glb, trajectory
+
+
+def no_camera(path: Path) -> Path:
+    reset()
+    box("house", (0, 0, 0), (2, 2, 2))
+    return save(path)
+
+
+def one_frame(path: Path) -> Path:
+    scene = reset()
+    box("house", (0, 0, 0), (2, 2, 2))
+    camera = add_camera(scene)
+    animate(scene, camera, lambda i: looking_down_minus_z(z=10.0), 1)
+    return save(path)
+
+
+def camera_only(path: Path) -> Path:
+    scene = reset()
+    camera = add_camera(scene)
+    animate(scene, camera, lambda i: looking_down_minus_z(x=0.1 * i, z=10.0), 3)
+    return save(path)
+
+
+def with_embedded_code(path: Path, marker: Path) -> Path:
+    """A valid shot whose registered text block and Python driver would each write `marker` if run."""
+    dolly_over_plane(path, frames=2)
+    text = bpy.data.texts.new("autorun.py")
+    text.write(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('text block ran')\n")
+    text.use_module = True  # 'Register': runs on load when auto-run is allowed
+    plane = bpy.data.objects["Plane"]
+    driver = plane.driver_add("location", 0).driver
+    driver.type = "SCRIPTED"
+    driver.expression = f"__import__('pathlib').Path({str(marker) + '.driver'!r}).write_text('driver ran') and 0"
+    return save(path)

@@ -1,0 +1,102 @@
+"""`vf3d` command line: preprocess a shot, run the demo through Dagster, start the UI.
+
+Errors in user input print one line (`error: <file>: <problem>`) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from vf3d.errors import VF3DInputError
+from vf3d.guidance import DEFAULT_HEIGHT, DEFAULT_WIDTH
+
+
+def _preprocess(args: argparse.Namespace) -> None:
+    from vf3d.guidance import preprocess
+
+    stats = preprocess(args.scene, args.out, args.width, args.height, args.trajectory)
+    print(json.dumps({
+        "out": str(args.out), "frames": stats.num_frames, "segments": stats.segments,
+        "render_seconds": round(stats.render_seconds, 2), "flow_seconds": round(stats.flow_seconds, 2),
+        "total_seconds": round(stats.total_seconds, 2),
+    }))
+
+
+def _user_error(exc: BaseException) -> VF3DInputError | None:
+    """Find a VF3DInputError behind Dagster's step-failure wrappers."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, VF3DInputError):
+            return seen
+        seen = getattr(seen, "user_exception", None) or seen.__cause__
+    return None
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from vf3d_assets.instance import ensure_dagster_home
+
+    home = ensure_dagster_home()
+    from dagster import DagsterInstance
+    from dagster._core.definitions.observe import observe
+
+    from vf3d_assets.definitions import defs
+    from vf3d_assets.partitions import catalog
+
+    scene_key = args.scene or (catalog.demo[0] if catalog.demo else sorted(catalog.scenes)[0])
+    catalog.scene(scene_key)  # a bad key fails here, with the list of known keys
+    instance = DagsterInstance.get()
+    observe([defs.resolve_assets_def("scene_source")], instance=instance,
+            resources={"artifacts": defs.resources["artifacts"]})
+    result = defs.resolve_job_def("scene_guidance").execute_in_process(partition_key=scene_key, instance=instance)
+    for event in result.get_asset_materialization_events():
+        print(f"materialized {event.asset_key.to_user_string()}[{scene_key}]")
+    print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
+
+
+def _ui(args: argparse.Namespace) -> None:
+    from vf3d_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    command = ["dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
+    os.execvp(command[0], command)  # replaces this process: Ctrl-C and SIGTERM reach dagster directly
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vf3d", description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("preprocess", help="render edge maps, depth and flows of a shot")
+    p.add_argument("scene", type=Path, help=".blend with an animated camera, or .glb/.gltf/.obj with --trajectory")
+    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--trajectory", type=Path, help="trajectory JSON for mesh files (see README)")
+    p.add_argument("--width", type=int, default=DEFAULT_WIDTH)
+    p.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
+    p.set_defaults(run=_preprocess)
+    d = sub.add_parser("demo", help="materialize the demo partition through Dagster in the persistent instance")
+    d.add_argument("--scene", help="scene key (default: the catalog's demo scene)")
+    d.set_defaults(run=_demo)
+    u = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
+    u.add_argument("--port", type=int, default=3000)
+    u.set_defaults(run=_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except Exception as exc:  # noqa: BLE001 - only user-input errors are turned into one line
+        user_error = _user_error(exc)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
