@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned stack (requirements.lock) and install vf3d in it. Safe to rerun:
+# it only installs when pyproject.toml or requirements.lock changed since the last successful install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      python=$candidate; break
+    fi
+  done
+fi
+[ -n "$python" ] || { echo "error: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=.venv/.vf3d-installed
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "installing the pinned stack into .venv (a few minutes the first time)..."
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
