@@ -76,7 +76,7 @@ def project(points_world: np.ndarray, c2w: np.ndarray, intr: Intrinsics) -> tupl
 
     Returns pixel coordinates (..., 2) in the +0.5-centre convention and camera-space depth z (...).
     """
-    w2c = np.linalg.inv(c2w)
+    w2c = np.linalg.inv(c2w.astype(np.float64)).astype(points_world.dtype)
     cam = points_world @ w2c[:3, :3].T + w2c[:3, 3]
     z = cam[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):

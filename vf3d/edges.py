@@ -45,8 +45,7 @@ def _pair_edges(g: GBuffer, depth: np.ndarray, axis: int, s: EdgeSettings) -> di
     b = (slice(1, None), slice(None)) if axis == 0 else (slice(None), slice(1, None))
     bg_a, bg_b = g.background[a], g.background[b]
     both = ~bg_a & ~bg_b
-    pa, pb = g.position[a].astype(np.float64), g.position[b].astype(np.float64)
-    na, nb = g.normal[a].astype(np.float64), g.normal[b].astype(np.float64)
+    pa, pb, na, nb = g.position[a], g.position[b], g.normal[a], g.normal[b]
     gap = pb - pa
     off_plane = np.minimum(np.abs((gap * na).sum(-1)), np.abs((gap * nb).sum(-1)))
     scale = np.minimum(depth[a], depth[b])

