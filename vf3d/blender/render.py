@@ -14,6 +14,7 @@ import numpy as np
 import OpenEXR
 from mathutils import Matrix
 
+from vf3d.blender import quiet_stdout
 from vf3d.camera import opencv_to_blender_c2w
 from vf3d.passes import GBuffer
 from vf3d.trajectory import Trajectory
@@ -72,7 +73,8 @@ def render_frame(scene: bpy.types.Scene, trajectory: Trajectory, index: int, scr
     scene.camera.matrix_world = Matrix(opencv_to_blender_c2w(trajectory.c2w[index]).tolist())
     exr = scratch / f"gbuffer_{index:05d}.exr"
     scene.render.filepath = str(exr)
-    bpy.ops.render.render(write_still=True)
+    with quiet_stdout():
+        bpy.ops.render.render(write_still=True)
     try:
         c = _channels(exr)
     finally:

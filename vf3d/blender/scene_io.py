@@ -12,6 +12,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from vf3d.blender import quiet_stdout
 from vf3d.camera import Intrinsics, blender_to_opencv_c2w
 from vf3d.errors import VF3DInputError
 from vf3d.trajectory import Trajectory, check_moving, load_trajectory_json
@@ -31,7 +32,8 @@ def disable_autoexec() -> None:
 def _open_blend(path: Path) -> None:
     disable_autoexec()
     try:
-        bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
+        with quiet_stdout():
+            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False, use_scripts=False)
     except RuntimeError as exc:
         raise VF3DInputError(path, f"Blender cannot read this .blend ({str(exc).strip().splitlines()[-1]})") from None
 
@@ -41,10 +43,11 @@ def _import_mesh(path: Path) -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     disable_autoexec()
     try:
-        if path.suffix.lower() == ".obj":
-            result = bpy.ops.wm.obj_import(filepath=str(path))
-        else:
-            result = bpy.ops.import_scene.gltf(filepath=str(path))
+        with quiet_stdout():
+            if path.suffix.lower() == ".obj":
+                result = bpy.ops.wm.obj_import(filepath=str(path))
+            else:
+                result = bpy.ops.import_scene.gltf(filepath=str(path))
     except RuntimeError as exc:
         raise VF3DInputError(path, f"Blender cannot import this file ({str(exc).strip().splitlines()[-1]})") from None
     if "FINISHED" not in result:
