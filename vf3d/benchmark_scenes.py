@@ -18,12 +18,12 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
+import bpy  # isort: skip  (bpy must be imported before bmesh/mathutils)
 import bmesh
-import bpy
 from mathutils import Matrix, Vector
 
 SEGMENT_FRAMES = 45
@@ -252,9 +252,11 @@ def tree(name: str, base: Sequence[float], height: float, kind: str = "conifer")
 
 def house(name: str, place: Place, w: float, d: float, h: float, roof_h: float,
           walls: str = "wall", roof: str = "roof", chimney: bool = True, flat: bool = False,
-          door_x: float = 0.0, separate_windows: bool = False) -> None:
+          door_x: float = 0.0, separate_windows: bool = False, shop: bool = False,
+          side_windows: bool = True) -> None:
     """A house: plinth, walls, gable roof (or flat roof + cornice), chimney through the roof,
-    door on the local -Y facade, and windows as thin boxes half sunk into the walls."""
+    door on the local -Y facade, and windows as thin boxes half sunk into the walls; `shop`
+    puts a shop window right of the door instead of ground-floor front windows."""
     box(f"{name}_walls", place.at(0, 0, h / 2), (w, d, h), walls, place.rot())
     box(f"{name}_plinth", place.at(0, 0, 0.2), (w + 0.2, d + 0.2, 0.4), "stone", place.rot())
     if flat:
@@ -267,6 +269,10 @@ def house(name: str, place: Place, w: float, d: float, h: float, roof_h: float,
             box(f"{name}_chimney", place.at(w * 0.28, d * 0.18, h + roof_h * 0.55),
                 (0.6, 0.6, roof_h * 1.3), "brick", place.rot())
     box(f"{name}_door", place.at(door_x, -d / 2, 1.05), (1.0, 0.14, 2.1), "door", place.rot())
+    if shop:
+        x0, x1 = door_x + 0.9, w / 2 - 0.6
+        box(f"{name}_shopfront", place.at((x0 + x1) / 2, -d / 2, 1.6), (x1 - x0, 0.16, 2.2),
+            "glass", place.rot())
     parts: list[tuple[Vec3, Vec3]] = []
     floors = max(1, int(h / 3.0))
     for f in range(floors):
@@ -274,10 +280,10 @@ def house(name: str, place: Place, w: float, d: float, h: float, roof_h: float,
         cols = max(1, int(w / 2.6))
         for c in range(cols):
             x = -w / 2 + w * (c + 0.5) / cols
-            if f > 0 or abs(x - door_x) > 1.2:
+            if f > 0 or (abs(x - door_x) > 1.2 and not shop):
                 parts.append(((x, -d / 2, z), (0.9, 0.12, 1.1)))
             parts.append(((x, d / 2, z), (0.9, 0.12, 1.1)))
-        for c in range(max(1, int(d / 2.6))):
+        for c in range(max(1, int(d / 2.6)) if side_windows else 0):
             y = -d / 2 + d * (c + 0.5) / max(1, int(d / 2.6))
             parts += [((-w / 2, y, z), (0.12, 0.9, 1.1)), ((w / 2, y, z), (0.12, 0.9, 1.1))]
     if separate_windows:
@@ -326,7 +332,7 @@ def room_shell(name: str, x0: float, x1: float, y0: float, y1: float, height: fl
     """Floor, ceiling and four walls (outside the interior box); `skip` omits walls
     ('n', 's', 'e', 'w') that are built separately, e.g. with a door opening."""
     cx, cy, sx, sy = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
-    box(f"{name}_floor", (cx, cy, -0.1), (sx + 2 * t, sy + 2 * t, 0.2), "floor")
+    box(f"{name}_floor", (cx, cy, -0.08), (sx + 2 * t, sy + 2 * t, 0.2), "floor")
     box(f"{name}_ceiling", (cx, cy, height + 0.1), (sx + 2 * t, sy + 2 * t, 0.2), "ceiling")
     walls = {"s": ((cx, y0 - t / 2), (sx + 2 * t, t)), "n": ((cx, y1 + t / 2), (sx + 2 * t, t)),
              "w": ((x0 - t / 2, cy), (t, sy)), "e": ((x1 + t / 2, cy), (t, sy))}
@@ -535,7 +541,7 @@ def _lighthouse(rng: random.Random, n: int) -> None:
     box("jetty", (-9.0, -12.0, 1.0), (2.0, 9.0, 0.3), "wood", (0, 0, math.radians(-35)))
     hull = [(-3.0, 0.0), (2.2, 0.0), (3.2, 1.0), (-3.2, 1.0)]
     prism("boat_hull", hull, 1.6, "red", (-14.0, -17.0, -0.3), math.radians(55))
-    locs, tgts = orbit((tx, ty, 0.0), n, (-105.0, -25.0), (36.0, 33.0), (7.0, 13.0), 11.0)
+    locs, tgts = orbit((tx, ty, 0.0), n, (-105.0, -25.0), (30.0, 27.0), (6.0, 12.0), 10.5)
     animate_camera(locs, tgts, lens=30.0)
 
 
@@ -550,13 +556,13 @@ def _windmill(rng: random.Random, n: int) -> None:
     cylinder("stage", (0, 0, 4.0), 4.6, 0.25, "wood", segments=8)
     boxes("stage_posts", [((4.2 * math.cos(a), 4.2 * math.sin(a), 2.0), (0.15, 0.15, 4.0))
                           for a in (2 * math.pi * (i + 0.5) / 8 for i in range(8))], "wood")
-    hub = Vector((0.0, -3.0, 11.6))
-    cylinder("hub", hub, 0.55, 1.6, "metal", segments=10, rot=(math.radians(-90), 0, 0))
-    hub.y -= 0.8
-    for i, a in enumerate((math.radians(20), math.radians(110))):
+    cylinder("hub", (0.0, -1.5, 11.6), 0.55, 2.8, "metal", segments=10,
+             rot=(math.radians(90), 0, 0))
+    hub = Vector((0.0, -3.8, 11.6))
+    for i, a in enumerate((math.radians(55), math.radians(145))):
         box(f"spar{i}", hub, (0.3, 0.3, 19.0), "wood", (0, a, 0))
     for i in range(4):
-        a = math.radians(20 + 90 * i)
+        a = math.radians(55 + 90 * i)
         along, side = Vector((math.sin(a), 0, math.cos(a))), Vector((math.cos(a), 0, -math.sin(a)))
         box(f"sail{i}", hub + 5.3 * along + 0.95 * side + Vector((0, -0.1, 0)), (1.5, 0.06, 7.5),
             "white", (0, a, 0))
@@ -577,8 +583,8 @@ def _windmill(rng: random.Random, n: int) -> None:
     for i in range(10):
         tree(f"tree{i}", (40.0 + rng.uniform(-0.5, 0.5), -60.0 + 14.0 * i, 0.0),
              rng.uniform(6, 9), "broadleaf")
-    locs, tgts = orbit((0, 0, 0), n, (-150.0, 30.0), (27.0, 22.0), (3.0, 8.0), 7.5)
-    animate_camera(locs, tgts, lens=28.0)
+    locs, tgts = orbit((0, 0, 0), n, (-150.0, 30.0), (30.0, 25.0), (3.0, 8.0), 9.0)
+    animate_camera(locs, tgts, lens=26.0)
 
 
 @_scene("gazebo", "object-centric", 1, "orbit",
@@ -593,7 +599,8 @@ def _gazebo(rng: random.Random, n: int) -> None:
     for i, (x, y) in enumerate(corners):
         cylinder(f"column{i}", (x, y, 0.5), 0.16, 3.1, "white", segments=10)
         x2, y2 = corners[(i + 1) % 8]
-        mid, ang, length = ((x + x2) / 2, (y + y2) / 2), math.atan2(y2 - y, x2 - x), math.hypot(x2 - x, y2 - y)
+        mid, ang = ((x + x2) / 2, (y + y2) / 2), math.atan2(y2 - y, x2 - x)
+        length = math.hypot(x2 - x, y2 - y)
         box(f"beam{i}", (*mid, 3.65), (length + 0.3, 0.3, 0.35), "white", (0, 0, ang))
         if i != 5:  # leave the entrance (towards -Y) open
             box(f"rail{i}", (*mid, 1.4), (length, 0.1, 0.1), "white", (0, 0, ang))
@@ -639,7 +646,7 @@ def _living_room(rng: random.Random, n: int) -> None:
     box("chimney_breast", (-4.3, 0.0, 1.5), (0.6, 2.2, 3.0), "brick")
     box("firebox", (-4.0, 0.0, 0.5), (0.1, 1.0, 0.9), "metal")
     box("mantel", (-3.9, 0.0, 1.2), (0.4, 2.6, 0.1), "wood")
-    box("rug", (-1.8, 0.0, 0.01), (3.0, 2.4, 0.02), "fabric_b")
+    box("rug", (-1.8, 0.0, 0.03), (3.0, 2.4, 0.02), "fabric_b")  # on the floor top (z=0.02): no z-fighting
     box("sofa_base", (0.3, 0.0, 0.22), (0.9, 2.4, 0.45), "fabric")
     box("sofa_back", (0.7, 0.0, 0.6), (0.25, 2.4, 0.8), "fabric")
     boxes("sofa_arms", [((0.3, -1.25, 0.35), (0.9, 0.2, 0.7)), ((0.3, 1.25, 0.35), (0.9, 0.2, 0.7))],
@@ -659,15 +666,15 @@ def _living_room(rng: random.Random, n: int) -> None:
             x += wdt + 0.01
     boxes("books", books, "books")
     table("dining_table", (2.6, -1.8, 0.0), 1.8, 1.0)
-    for i, (x, y, r) in enumerate([(2.1, -2.65, 0), (3.1, -2.65, 0), (2.1, -0.95, 180),
-                                   (3.1, -0.95, 180)]):
+    for i, (x, y, r) in enumerate([(2.1, -2.65, 180), (3.1, -2.65, 180), (2.1, -0.95, 0),
+                                   (3.1, -0.95, 0)]):
         chair(f"chair{i}", Place((x, y, 0.0), math.radians(r)))
     cylinder("pendant_cord", (2.6, -1.8, 2.2), 0.02, 0.8, "metal", segments=6)
     cylinder("pendant_shade", (2.6, -1.8, 1.9), 0.45, 0.35, "lamp", radius_top=0.1)
-    cylinder("floor_lamp", (-3.6, 2.8, 0.0), 0.03, 1.6, "metal", segments=6)
-    cylinder("floor_lamp_shade", (-3.6, 2.8, 1.5), 0.35, 0.4, "lamp", radius_top=0.2)
-    cylinder("plant_pot", (4.0, 2.9, 0.0), 0.25, 0.45, "brick", segments=10)
-    cone("plant", (4.0, 2.9, 0.4), 0.45, 1.3, "foliage")
+    cylinder("floor_lamp", (-3.3, 3.0, 0.0), 0.03, 1.6, "metal", segments=6)
+    cylinder("floor_lamp_shade", (-3.3, 3.0, 1.5), 0.35, 0.4, "lamp", radius_top=0.2)
+    cylinder("plant_pot", (4.05, 1.5, 0.0), 0.25, 0.45, "brick", segments=10)
+    cone("plant", (4.05, 1.5, 0.4), 0.45, 1.3, "foliage")
     boxes("pictures", [((-1.0, -3.48, 1.7), (1.2, 0.04, 0.8)), ((1.2, -3.48, 1.8), (0.6, 0.04, 0.8))],
           "fabric_b")
     box("tv_cabinet", (-4.2, 2.4, 0.3), (0.5, 1.4, 0.6), "wood")
@@ -677,8 +684,8 @@ def _living_room(rng: random.Random, n: int) -> None:
 
 
 @_scene("corridor", "indoor", 3, "room-to-hall",
-        "An office walks out through its door into a long corridor lined with doors, benches and "
-        "ceiling lights; the camera turns 90 degrees into the hall.")
+        "From a furnished office the camera walks out through the door into a long corridor lined "
+        "with doors, benches and ceiling lights, turning 90 degrees into the hall.")
 def _corridor(rng: random.Random, n: int) -> None:
     room_shell("office", -3.0, 3.0, -6.0, -0.1, 3.0, skip=("n",))
     room_shell("hall", -4.0, 18.0, 0.1, 3.1, 3.0, skip=("s",), wall="wall_c")
@@ -691,6 +698,9 @@ def _corridor(rng: random.Random, n: int) -> None:
     box("monitor", (-1.5, -5.0, 1.05), (0.6, 0.05, 0.4), "metal")
     box("cabinet", (2.6, -3.5, 1.0), (0.6, 2.0, 2.0), "wood")
     box("office_window", (-0.5, -6.1, 1.6), (2.0, 0.12, 1.3), "glass")
+    box("office_board", (-2.97, -2.2, 1.5), (0.06, 1.8, 1.0), "fabric_b")
+    cylinder("coat_rack", (-2.5, -0.6, 0.0), 0.04, 1.8, "metal", segments=6)
+    cone("coat", (-2.5, -0.6, 0.7), 0.3, 1.0, "fabric", segments=8)
     cylinder("office_pot", (2.5, -5.5, 0.0), 0.25, 0.45, "brick", segments=10)
     cone("office_plant", (2.5, -5.5, 0.4), 0.4, 1.2, "foliage")
     for i, x in enumerate(range(-2, 18, 4)):
@@ -698,9 +708,9 @@ def _corridor(rng: random.Random, n: int) -> None:
         boxes(f"frame_n{i}", [((-0.55, 0, 1.1), (0.1, 0.18, 2.2)), ((0.55, 0, 1.1), (0.1, 0.18, 2.2)),
                               ((0, 0, 2.2), (1.2, 0.18, 0.1))], "wood", (x, 3.1, 0))
         box(f"light{i}", (x + 2, 1.6, 2.99), (1.2, 0.35, 0.06), "lamp")
-    for i, x in enumerate((6.0, 12.0)):
+    for i, (x, bx) in enumerate(((6.0, 4.0), (12.0, 12.0))):
         box(f"door_s{i}", (x, 0.1, 1.05), (1.0, 0.12, 2.1), "door")
-        box(f"bench{i}", (x - 2.0, 2.8, 0.45), (1.6, 0.45, 0.08), "wood")
+        box(f"bench{i}", (bx, 2.8, 0.45), (1.6, 0.45, 0.08), "wood")
         box(f"noticeboard{i}", (x + 2.0, 0.12, 1.5), (1.2, 0.06, 0.8), "fabric_b")
     box("end_window", (18.0, 1.6, 1.6), (0.12, 1.6, 1.4), "glass")
     cylinder("hall_pot", (17.3, 2.6, 0.0), 0.3, 0.5, "brick", segments=10)
@@ -708,7 +718,7 @@ def _corridor(rng: random.Random, n: int) -> None:
     cylinder("extinguisher", (9.0, 2.95, 0.3), 0.1, 0.6, "red", segments=8)
     locs, tgts = walk([(1.0, -5.0, 1.6), (0.5, -3.3, 1.6), (0.1, -1.4, 1.6), (0.0, 0.2, 1.6),
                        (0.5, 1.5, 1.6), (6.0, 1.6, 1.6), (12.0, 1.6, 1.6)],
-                      [(10.0, -4.0), (6.0, -4.0), (0.0, -3.0), (-25.0, -3.0), (-90.0, -3.0),
+                      [(70.0, -8.0), (30.0, -5.0), (0.0, -3.0), (-25.0, -3.0), (-90.0, -3.0),
                        (-95.0, -3.0), (-88.0, -3.0)], n, ease=0.2)
     animate_camera(locs, tgts, lens=24.0)
 
@@ -721,17 +731,19 @@ def _street_block(rng: random.Random, side: int, y0: float, y1: float, x_front: 
                   prefix: str) -> None:
     """Buildings of random width/height along one side of a street, facades facing the street."""
     y, i = y0, 0
-    while y < y1:
+    while True:
         w = rng.uniform(7.0, 11.0)
+        if y + w > y1:
+            break
         h = rng.choice([9.0, 12.0, 15.0, 18.0])
         d = 10.0
         pl = Place((side * (x_front + d / 2), y + w / 2, 0.0), math.radians(-90 * side))
         house(f"{prefix}{i}", pl, w, d, h, rng.uniform(2.5, 4.0),
               walls=rng.choice(["wall", "wall_b", "wall_c", "wall_d", "brick"]),
-              roof=rng.choice(["roof", "roof_b"]), flat=rng.random() < 0.4)
-        box(f"{prefix}{i}_shopfront", pl.at(0, -d / 2, 1.6), (w - 2.0, 0.16, 2.2), "glass", pl.rot())
+              roof=rng.choice(["roof", "roof_b"]), flat=rng.random() < 0.4,
+              door_x=-w / 2 + 1.1, shop=True, side_windows=False)
         if rng.random() < 0.5:
-            box(f"{prefix}{i}_awning", pl.at(0, -d / 2 - 0.7, 2.9), (w - 2.5, 1.4, 0.1),
+            box(f"{prefix}{i}_awning", pl.at(0.6, -d / 2 - 0.7, 2.9), (w - 2.6, 1.4, 0.1),
                 rng.choice(["fabric", "fabric_b"]), pl.rot(rx=math.radians(-15)))
         y += w + rng.choice([0.0, 0.0, 0.5])
         i += 1
@@ -749,7 +761,8 @@ def _street(rng: random.Random, n: int) -> None:
         for j in range(7):
             lamp_post(f"lamp{s}_{j}", (s * 5.6, -10.0 + 15.0 * j, 0.16), 4.5)
     _street_block(rng, 1, 52.0, 92.0, 6.5, "houseE2")
-    house("cross_building", Place((0, 103.0, 0.0)), 40.0, 12.0, 18.0, 5.0, walls="wall_d")
+    house("cross_building", Place((0, 104.0, 0.0)), 40.0, 12.0, 18.0, 5.0, walls="wall_d")
+    box("side_street", (30.0, 46.0, 0.01), (48.0, 8.0, 0.02), "road")
     for i in range(8):
         y = -5.0 + 11.0 * i + rng.uniform(-2, 2)
         s = 1 if i % 2 else -1
@@ -758,8 +771,8 @@ def _street(rng: random.Random, n: int) -> None:
         box(f"car{i}_cabin", (s * 3.0, y + 0.2, 1.25), (1.6, 2.2, 0.6), "glass")
     boxes("crosswalk", [((x, 0, 0.0), (0.5, 3.0, 0.03)) for x in (-3, -2, -1, 0, 1, 2, 3)],
           "white", (0, 46.0, 0.02))
-    for i in range(3):
-        tree(f"tree{i}", (-5.4, 46.0 + 2.5 * i, 0.16), 5.0, "broadleaf")
+    for i, y in enumerate((41.5, 50.5)):
+        tree(f"tree{i}", (8.8, y, 0.0), 5.0, "broadleaf")
     locs, tgts = walk([(-0.5, -12.0, 1.8), (-0.2, 8.0, 2.4), (0.2, 28.0, 3.0), (0.0, 48.0, 3.6)],
                       [(0.0, -2.0), (14.0, 0.0), (-14.0, 0.0), (0.0, -2.0)], n, ease=0.2)
     animate_camera(locs, tgts, lens=26.0)
@@ -770,22 +783,24 @@ def _street(rng: random.Random, n: int) -> None:
         "trees, benches and lamps; the camera pans 80 degrees.")
 def _plaza(rng: random.Random, n: int) -> None:
     ground("pavement")
-    sides = [((0, 26.0), 0.0, 50.0), ((0, -26.0), math.pi, 50.0), ((-30.0, 0), math.pi / 2, 36.0),
-             ((30.0, 0), -math.pi / 2, 36.0)]
+    # (side centre, rotation so that the facades face the square, side length)
+    sides = [((0, 26.0), 0.0, 52.0), ((0, -26.0), math.pi, 52.0), ((-30.0, 0), math.pi / 2, 44.0),
+             ((30.0, 0), -math.pi / 2, 44.0)]
     for s, ((cx, cy), rz, length) in enumerate(sides):
-        pos = -length / 2
-        j = 0
-        while pos < length / 2 - 5:
-            w = min(rng.uniform(7.0, 10.0), length / 2 - pos)
-            if s == 0 and abs(pos + w / 2) < 6:
-                pos += w
-                continue  # leave the middle of the north side for the church
-            pl = Place((cx + math.cos(rz) * (pos + w / 2), cy + math.sin(rz) * (pos + w / 2), 0.0), rz)
-            pl = Place(pl.at(0, 4.0), rz + math.pi)
-            house(f"house{s}_{j}", Place(pl.origin, rz), w, 8.0, rng.choice([7.0, 9.0, 12.0]),
-                  rng.uniform(2.5, 4.0), walls=rng.choice(["wall", "wall_b", "wall_d", "wall_c"]),
+        side = Place((cx, cy, 0.0), rz)
+        pos, j = -length / 2 + 4.0, 0
+        while True:
+            w = rng.uniform(7.0, 10.0)
+            if pos + w > length / 2 - 4.0:
+                break
+            if s == 0 and pos < 7.0 and pos + w > -7.0:
+                pos = 7.0  # leave the middle of the north side to the church
+                continue
+            house(f"house{s}_{j}", Place(side.at(pos + w / 2, 0.0), rz), w, 8.0,
+                  rng.choice([7.0, 9.0, 12.0]), rng.uniform(2.5, 4.0),
+                  walls=rng.choice(["wall", "wall_b", "wall_d", "wall_c"]),
                   roof=rng.choice(["roof", "roof_b"]))
-            pos += w + rng.choice([0.0, 0.0, 4.0])
+            pos += w + rng.choice([0.0, 0.0, 3.0])
             j += 1
     box("church_nave", (0, 34.0, 6.0), (10.0, 20.0, 12.0), "stone")
     gable_roof("church_roof", (0, 34.0, 12.0), 10.6, 20.6, 5.0, "roof_b", math.pi / 2)
@@ -806,7 +821,7 @@ def _plaza(rng: random.Random, n: int) -> None:
         lamp_post(f"lamp{i}", (x + 4.0, -17.0, 0.0), 4.0)
     for i, x in enumerate((-6.0, 6.0)):
         box(f"bench{i}", (x, 3.5, 0.45), (2.0, 0.5, 0.1), "wood")
-    locs, tgts = walk([(9.0, -14.0, 1.7)], [(55.0, 4.0), (15.0, 4.0), (-25.0, 3.0)], n, ease=0.4)
+    locs, tgts = walk([(3.0, -15.0, 1.8)], [(50.0, 5.0), (10.0, 5.0), (-30.0, 4.0)], n, ease=0.4)
     animate_camera(locs, tgts, lens=28.0)
 
 
@@ -830,10 +845,8 @@ def _bridge(rng: random.Random, n: int) -> None:
         arch += [(c + half * math.cos(a), -1.8 + 2.6 * math.sin(a))
                  for a in (math.pi * k / 8 for k in range(1, 8))]
         arch += [(lo, -1.8), (lo, -2.2)]
-    outline = [(-16.0, deck_top(-16.0))] + top[::-1][1:] + [(16.0, -0.5), (10.0, -0.5), (10.0, -2.2)]
-    outline += arch + [(-10.0, -2.2), (-10.0, -0.5), (-16.0, -0.5)]
-    outline = [(-16.0, deck_top(-16.0))] + [(u, z) for u, z in top[::-1][1:]] + \
-        [(16.0, -0.5), (10.0, -0.5), (10.0, -2.2)] + arch + [(-10.0, -2.2), (-10.0, -0.5), (-16.0, -0.5)]
+    outline = top[::-1] + [(16.0, -0.5), (10.0, -0.5), (10.0, -2.2)] + arch
+    outline += [(-10.0, -2.2), (-10.0, -0.5), (-16.0, -0.5)]
     prism("bridge", outline, 5.0, "stone", (0, 0, 0), math.pi / 2)
     for s in (-1, 1):
         para = [(u, z + 1.0) for u, z in top] + [(u, z - 0.3) for u, z in top[::-1]]
@@ -847,7 +860,7 @@ def _bridge(rng: random.Random, n: int) -> None:
     i = 0
     while x < 40.0:
         w = rng.uniform(6.0, 9.0)
-        if abs(x + w / 2) > 6.0:
+        if x > 4.0 or x + w < -4.0:
             house(f"house{i}", Place((x + w / 2, 18.0, 0.0)), w, 8.0, rng.choice([6.0, 9.0, 12.0]),
                   rng.uniform(2.5, 3.5), walls=rng.choice(["wall", "wall_b", "wall_d"]),
                   roof=rng.choice(["roof", "roof_b"]))
@@ -874,7 +887,7 @@ def _village(rng: random.Random, n: int) -> None:
     for gi in range(-3, 4):
         for gj in range(-3, 4):
             x, y = gi * 16.0 + rng.uniform(-2, 2), gj * 16.0 + rng.uniform(-2, 2)
-            if (gi, gj) == (-2, 2):
+            if (gi, gj) in ((-2, 2), (-2, 1)):
                 continue
             if rng.random() < 0.25:
                 tree(f"tree{gi}_{gj}", (x, y, 0), rng.uniform(6, 9), rng.choice(["conifer", "broadleaf"]))
@@ -884,8 +897,10 @@ def _village(rng: random.Random, n: int) -> None:
                   rng.uniform(6.0, 9.0), rng.uniform(5.0, 7.0), rng.choice([3.2, 4.5, 6.0]),
                   rng.uniform(2.2, 3.2), walls=rng.choice(["wall", "wall_b", "wall_d", "wall_c"]),
                   roof=rng.choice(["roof", "roof_b"]))
-            tx, ty = x + rng.choice([-6.5, 6.5]), y + rng.uniform(-5, 5)
-            tree(f"yard_tree{gi}_{gj}", (tx, ty, 0), rng.uniform(4, 7), rng.choice(["conifer", "broadleaf"]))
+            if rng.random() < 0.6:
+                continue
+            tx, ty = x + rng.choice([-7.5, 7.5]), y + rng.uniform(-5, 5)
+            tree(f"yard_tree{gi}_{gj}", (tx, ty, 0), rng.uniform(4, 6), rng.choice(["conifer", "broadleaf"]))
     house("church", Place((-32.0, 32.0, 0.0), math.pi / 2), 16.0, 8.0, 8.0, 4.0, walls="stone",
           roof="roof_b", chimney=False)
     box("church_tower", (-32.0, 22.0, 7.0), (4.0, 4.0, 14.0), "stone")
@@ -946,7 +961,7 @@ def _harbour(rng: random.Random, n: int) -> None:
     box("quay", (0, 105.0, -0.75), (200.0, 190.0, 4.5), "pavement")
     for i in range(5):
         x = -36.0 + 16.0 * i + rng.uniform(-1, 1)
-        house(f"warehouse{i}", Place((x, 24.0, 1.5)), 12.0, 10.0, rng.choice([6.0, 8.0]), 3.0,
+        house(f"warehouse{i}", Place((x, 18.0, 1.5)), 12.0, 10.0, rng.choice([8.0, 10.0]), 3.0,
               walls=rng.choice(["brick", "wall_b", "wall_c"]), roof="roof_b", chimney=False)
     box("crane_tower", (14.0, 14.0, 8.5), (1.5, 1.5, 14.0), "red")
     box("crane_jib", (14.0, 8.0, 15.5), (1.0, 16.0, 1.0), "red")
@@ -967,7 +982,7 @@ def _harbour(rng: random.Random, n: int) -> None:
               (x, y, -0.6), math.pi / 2 + rng.uniform(-0.1, 0.1))
         box(f"boat{i}_cabin", (x, y + 0.8, 1.5), (1.6, 2.2, 1.2), "white")
         cylinder(f"boat{i}_mast", (x, y - 1.2, 1.0), 0.08, 7.0, "wood", segments=6)
-    locs, tgts = walk([(0.3, -37.0, 3.3), (0.3, -24.0, 3.3), (0.4, -12.0, 3.3)],
+    locs, tgts = walk([(0.3, -30.0, 3.3), (0.3, -17.0, 3.3), (0.4, -4.0, 3.3)],
                       [(0.0, -1.0), (10.0, -3.0), (22.0, -2.0)], n, ease=0.3)
     animate_camera(locs, tgts, lens=26.0)
 
@@ -1001,23 +1016,23 @@ def _terraces(rng: random.Random, n: int) -> None:
             for s in (-1, 1):
                 for j in range(3):
                     x = s * (9.0 + 11.0 * j + rng.uniform(-1, 1))
-                    house(f"house{k}_{s}_{j}", Place((x, 10.0 * k + 5.5, 3.0 * k)),
+                    house(f"house{k}_{s}_{j}", Place((x, 10.0 * k + 6.5, 3.0 * k)),
                           rng.uniform(6.0, 8.0), 5.5, rng.choice([3.5, 5.0, 6.0]),
                           rng.uniform(2.0, 3.0), walls=rng.choice(["wall", "wall_d", "wall_b"]),
                           roof="roof")
-                box(f"planter{k}_{s}", (s * 3.5, 10.0 * k + 1.0, 3.0 * k + 0.4), (2.0, 1.0, 0.8),
+                box(f"planter{k}_{s}", (s * 6.0, 10.0 * k + 1.0, 3.0 * k + 0.4), (2.0, 1.0, 0.8),
                     "brick")
-                cone(f"shrub{k}_{s}", (s * 3.5, 10.0 * k + 1.0, 3.0 * k + 0.8), 0.8, 1.6, "hedge")
+                cone(f"shrub{k}_{s}", (s * 6.0, 10.0 * k + 1.0, 3.0 * k + 0.8), 0.8, 1.6, "hedge")
     house("villa", Place((0, 52.0, 12.0)), 16.0, 9.0, 7.0, 3.5, walls="wall_d", roof="roof")
     for i in range(6):
         tree(f"tree{i}", (-40.0 + 16.0 * i + rng.uniform(-2, 2), -8.0 + rng.uniform(-3, 0), 0),
              rng.uniform(5, 8), "broadleaf")
     for i in range(4):
         tree(f"top_tree{i}", (-20.0 + 13.0 * i, 46.0, 12.0), rng.uniform(6, 9), "conifer")
-    ys = [-6.0, 0.0, 6.0, 11.0, 16.0, 21.0, 23.0]
+    ys = [-6.0, 0.0, 6.0, 11.0, 16.0, 20.5, 21.5]
     pts = [(0.0, y, 0.5 * (_stair_floor(y - 0.8) + _stair_floor(y + 0.8)) + 1.7) for y in ys]
     locs, tgts = walk(pts, [(0.0, 6.0), (0.0, 12.0), (0.0, 14.0), (0.0, 10.0), (0.0, 12.0),
-                            (25.0, 4.0), (60.0, 0.0)], n, ease=0.1)
+                            (30.0, 2.0), (75.0, -2.0)], n, ease=0.1)
     animate_camera(locs, tgts, lens=26.0)
 
 
@@ -1069,7 +1084,6 @@ def _room_to_garden(rng: random.Random, n: int) -> None:
     ground("grass")
     room_shell("room", -4.0, 4.0, -3.0, 3.0, 3.0, skip=("s",), wall="wall")
     prism("front_wall", opening_profile(-4.2, 4.2, 3.2, 0.8, 2.3), 0.25, "wall", (0, -3.125, 0))
-    box("room_ceiling_top", (0, 0, 3.25), (8.6, 6.6, 0.1), "wall")
     gable_roof("roof", (0, 0, 3.2), 9.4, 7.6, 2.6, "roof")
     box("chimney", (2.5, 1.5, 5.0), (0.7, 0.7, 3.4), "brick")
     for i, x in enumerate((-2.6, 2.6)):
@@ -1085,7 +1099,7 @@ def _room_to_garden(rng: random.Random, n: int) -> None:
     box("cupboard", (3.6, 1.8, 1.0), (0.7, 1.6, 2.0), "wood")
     box("armchair_seat", (2.8, -1.6, 0.25), (0.8, 0.8, 0.5), "fabric")
     box("armchair_back", (3.2, -1.6, 0.6), (0.2, 0.8, 0.75), "fabric")
-    box("rug", (0.0, 0.5, 0.01), (2.5, 1.8, 0.02), "fabric_b")
+    box("rug", (0.0, 0.5, 0.03), (2.5, 1.8, 0.02), "fabric_b")  # on the floor top (z=0.02): no z-fighting
     boxes("pictures", [((-3.98, -1.0, 1.7), (0.04, 1.0, 0.7)), ((3.98, 0.0, 1.7), (0.04, 0.6, 0.8))],
           "fabric_b")
     boxes("flagstones", [((0.0, -4.0 - 1.2 * i, 0.02), (1.0, 0.9, 0.04)) for i in range(10)], "path")
@@ -1109,7 +1123,7 @@ def _room_to_garden(rng: random.Random, n: int) -> None:
              "broadleaf")
     locs, tgts = walk([(1.8, 2.0, 1.6), (1.0, 0.5, 1.6), (0.1, -1.7, 1.6), (0.0, -4.5, 1.65),
                        (0.8, -9.5, 1.7)],
-                      [(200.0, -8.0), (190.0, -8.0), (180.0, -6.0), (180.0, -6.0), (210.0, -6.0)],
+                      [(160.0, -8.0), (165.0, -8.0), (175.0, -6.0), (185.0, -6.0), (225.0, -6.0)],
                       n, ease=0.2)
     animate_camera(locs, tgts, lens=24.0)
 
@@ -1122,7 +1136,7 @@ def _courtyard_hall(rng: random.Random, n: int) -> None:
     ground("pavement")
     for name, (cx, cy, sx, sy, rz) in {"west_wing": (-17.0, -16.0, 32.0, 10.0, math.pi / 2),
                                        "east_wing": (17.0, -16.0, 32.0, 10.0, -math.pi / 2),
-                                       "south_wing": (0.0, -29.0, 24.0, 8.0, 0.0)}.items():
+                                       "south_wing": (0.0, -29.0, 24.0, 8.0, math.pi)}.items():
         house(name, Place((cx, cy, 0.0), rz), sx, sy, 9.0, 4.0, walls="wall_d", roof="roof",
               chimney=False)
     for i in range(6):
@@ -1150,7 +1164,7 @@ def _courtyard_hall(rng: random.Random, n: int) -> None:
               (s * 9.0, 10.0, 0.0))
         boxes(f"banners{s}", [((s * -0.05, y, 6.0), (0.05, 1.2, 3.0)) for y in (5, 11, 17)],
               "fabric", (s * 12.9, 0, 0))
-    box("hall_floor", (0, 11.0, -0.05), (28.0, 29.0, 0.1), "floor")
+    box("hall_floor", (0, 11.0, -0.03), (28.0, 29.0, 0.1), "floor")
     box("hall_ceiling", (0, 11.0, 9.25), (28.0, 29.0, 0.5), "ceiling")
     gable_roof("hall_roof", (0, 11.0, 10.0), 30.0, 29.0, 6.0, "roof_b", math.pi / 2)
     box("dais", (0, 22.5, 0.3), (12.0, 5.0, 0.6), "wood")
@@ -1158,10 +1172,9 @@ def _courtyard_hall(rng: random.Random, n: int) -> None:
     for i, y in enumerate((4.0, 12.0, 20.0)):
         cylinder(f"chandelier{i}", (0, y, 6.0), 1.2, 0.25, "lamp", segments=12)
         cylinder(f"chain{i}", (0, y, 6.25), 0.04, 2.8, "metal", segments=6)
-    locs, tgts = [], []
-    locs, tgts = walk([(-7.0, -23.0, 1.7), (-6.0, -17.5, 1.7), (-4.0, -11.0, 1.7),
+    locs, tgts = walk([(-4.0, -24.0, 1.7), (-5.0, -17.5, 1.7), (-4.0, -11.0, 1.7),
                        (-0.8, -6.5, 1.7), (0.0, -1.5, 1.7), (0.0, 4.0, 1.7), (0.0, 10.0, 1.75)],
-                      [(-20.0, 6.0), (-18.0, 5.0), (-16.0, 4.0), (-6.0, 3.0), (0.0, 2.0),
+                      [(-15.0, 6.0), (-18.0, 5.0), (-16.0, 4.0), (-6.0, 3.0), (0.0, 2.0),
                        (35.0, 2.0), (10.0, 3.0)], n, ease=0.15)
     animate_camera(locs, tgts, lens=24.0)
 
