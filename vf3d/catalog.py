@@ -11,14 +11,13 @@ Style entry: {"key", "reference" (image), "identifier" (LoRA prompt), "post_prom
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from vf3d.errors import VF3DInputError
+from vf3d.errors import VF3DInputError, read_json_object
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK_CATALOG = REPO_ROOT / "benchmark" / "catalog.json"
@@ -129,14 +128,8 @@ def _style(entry: dict, path: Path) -> StyleEntry:
 
 
 def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise VF3DInputError(path, "catalog file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VF3DInputError(path, f"malformed catalog JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenes", []), list) or not isinstance(
-            data.get("styles", []), list):
+    data = read_json_object(path, "catalog")
+    if not isinstance(data.get("scenes", []), list) or not isinstance(data.get("styles", []), list):
         raise VF3DInputError(path, "a catalog is an object with 'scenes' and 'styles' lists")
     return data
 

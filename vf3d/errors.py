@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -15,3 +16,16 @@ class VF3DInputError(ValueError):
         self.where = str(where)
         self.problem = problem
         super().__init__(f"{self.where}: {problem}")
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """Read a JSON file that must hold an object; `what` names the kind of file in the error."""
+    if not path.is_file():
+        raise VF3DInputError(path, f"{what} file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VF3DInputError(path, f"malformed {what} JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise VF3DInputError(path, f"a {what} JSON must be an object, got {type(data).__name__}")
+    return data

@@ -15,14 +15,13 @@ Trajectory JSON (for `.glb`/`.obj` scenes), documented in the README::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vf3d.camera import BLENDER_TO_OPENCV_AXES, Y_UP_TO_Z_UP, Intrinsics, split_segments
-from vf3d.errors import VF3DInputError
+from vf3d.errors import VF3DInputError, read_json_object
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,7 @@ def _intrinsics(data: dict, where: Path) -> Intrinsics:
 def load_trajectory_json(path: str | Path) -> Trajectory:
     """Read and validate a trajectory JSON file (format in the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise VF3DInputError(path, "trajectory file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VF3DInputError(path, f"malformed trajectory JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise VF3DInputError(path, "a trajectory JSON must be an object with 'camera_to_world' and intrinsics")
+    data = read_json_object(path, "trajectory")
     axes, world_up = data.get("axes", "opencv"), data.get("world_up", "y")
     if axes not in ("opencv", "opengl"):
         raise VF3DInputError(path, f"'axes' must be 'opencv' or 'opengl', got {axes!r}")
@@ -117,16 +109,3 @@ def load_trajectory_json(path: str | Path) -> Trajectory:
     if world_up == "y":
         c2w = Y_UP_TO_Z_UP @ c2w
     return Trajectory(_intrinsics(data, path), c2w, tuple(range(len(c2w))))
-
-
-def trajectory_to_json(traj: Trajectory) -> dict:
-    """The inverse of `load_trajectory_json` in its canonical form (OpenCV axes, Z-up world)."""
-    k = traj.intrinsics
-    return {
-        "axes": "opencv",
-        "world_up": "z",
-        "width": k.width,
-        "height": k.height,
-        "intrinsics": {"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy},
-        "camera_to_world": traj.c2w.tolist(),
-    }

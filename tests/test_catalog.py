@@ -1,0 +1,44 @@
+"""The catalog: the shipped benchmark's shape, user catalogs merged after it, and clear errors."""
+
+import json
+
+import pytest
+
+from vf3d.catalog import BENCHMARK_CATALOG, load_catalog
+from vf3d.errors import VF3DInputError
+
+
+def test_benchmark_is_16_scenes_by_3_styles():
+    catalog = load_catalog([BENCHMARK_CATALOG])
+    assert len(catalog.scenes) == 16 and len(catalog.styles) == 3
+    assert catalog.demo == ("cottage", "photo")
+    assert catalog.style("photo_winter").prompt.endswith(", winter")
+    assert all(s.source.is_file() for s in catalog.scenes.values())
+    assert all(s.reference.is_file() for s in catalog.styles.values())
+
+
+def test_user_catalog_paths_are_relative_to_it(tmp_path):
+    user = tmp_path / "mine.json"
+    user.write_text(json.dumps({"scenes": [{"key": "shot", "source": "a/shot.glb", "trajectory": "a/t.json",
+                                            "render": {"width": 360, "height": 240}}]}))
+    catalog = load_catalog([BENCHMARK_CATALOG, user])
+    shot = catalog.scene("shot")
+    assert shot.source == tmp_path / "a" / "shot.glb" and shot.trajectory == tmp_path / "a" / "t.json"
+    assert (shot.width, shot.height, shot.category) == (360, 240, "user")
+    assert shot.input_files() == [shot.source, shot.trajectory]
+
+
+@pytest.mark.parametrize("scenes, words", [
+    ([{"key": "cottage", "source": "x.blend"}], ["'cottage' is already defined"]),
+    ([{"key": "Bad Key", "source": "x.blend"}], ["Bad Key", "must match"]),
+    ([{"key": "ok"}], ["'source'"]),
+    ([{"key": "ok", "source": "x.blend", "category": "space"}], ["category"]),
+])
+def test_bad_user_catalog(tmp_path, scenes, words):
+    user = tmp_path / "mine.json"
+    user.write_text(json.dumps({"scenes": scenes}))
+    with pytest.raises(VF3DInputError) as error:
+        load_catalog([BENCHMARK_CATALOG, user])
+    assert str(error.value).startswith(str(user))
+    for word in words:
+        assert word in str(error.value)
