@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,8 +63,11 @@ def _ui(args: argparse.Namespace) -> None:
 
     ensure_dagster_home()
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    command = ["dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
-    os.execvp(command[0], command)  # replaces this process: Ctrl-C and SIGTERM reach dagster directly
+    dagster = Path(sys.executable).with_name("dagster")  # the venv's, even when the venv is not activated
+    command = [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
+    for name in ("SIGINT", "SIGTERM"):  # a shell's `&` may have set them to ignored; dagster must see them
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    os.execv(command[0], command)  # replaces this process: Ctrl-C and SIGTERM reach dagster directly
 
 
 def build_parser() -> argparse.ArgumentParser:
