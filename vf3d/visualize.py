@@ -40,3 +40,20 @@ def flow_to_rgb(flow: np.ndarray, valid: np.ndarray, max_magnitude: float | None
     hsv = np.stack([hue * 255, sat * 255, np.full_like(hue, 255)], axis=-1).astype(np.uint8)
     rgb = np.asarray(Image.fromarray(hsv, mode="HSV").convert("RGB"))
     return np.where(valid[..., None], rgb, 0).astype(np.uint8)
+
+
+def line_plot(values: Sequence[float], width: int = 320, height: int = 160, margin: int = 8) -> np.ndarray:
+    """A small line chart of `values` (e.g. a loss curve) as an RGB image, min/max scaled."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    if len(values) >= 2:
+        lo, hi = float(min(values)), float(max(values))
+        span = hi - lo or 1.0
+        points = [(margin + i * (width - 2 * margin) / (len(values) - 1),
+                   height - margin - (v - lo) / span * (height - 2 * margin)) for i, v in enumerate(values)]
+        draw.line(points, fill=(30, 90, 200), width=2)
+    draw.text((margin, 2), f"max {max(values):.4g}" if values else "no values", fill=(0, 0, 0))
+    draw.text((margin, height - 12), f"min {min(values):.4g}" if values else "", fill=(0, 0, 0))
+    return np.asarray(canvas)

@@ -1,0 +1,39 @@
+"""The model store resource: which profile runs, and where `full` weights are found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from dagster import ConfigurableResource
+
+from resources.artifacts import default_home
+from vf3d.models.flux import FluxComponents
+from vf3d.models.hed import EdgeDetector, make_edge_detector
+from vf3d.models.store import ModelLocations, default_hf_cache, load_flux
+
+
+class ModelStore(ConfigurableResource):
+    """`tiny`: random weights from configs (tests, demo, CPU). `full`: the paper's checkpoints from disk."""
+
+    profile: Literal["tiny", "full"] = "tiny"
+    """Which weights the model stages use."""
+    weights_dir: str = ""
+    """Folder with FLUX.1-dev/, flux-controlnet-hed-v3/, ControlNetHED.pth; empty = <VF3D_HOME>/weights."""
+    hf_cache: str = ""
+    """Hugging Face hub cache searched after weights_dir; empty = HF_HUB_CACHE or ~/.cache/huggingface/hub."""
+    edge_detector: Literal["auto", "classical", "hed"] = "auto"
+    """Edge detector for references and line art: auto = classical (tiny) or HED (full)."""
+    tiny_seed: int = 0
+    """Seed of the tiny profile's random weights."""
+
+    def locations(self) -> ModelLocations:
+        return ModelLocations(Path(self.weights_dir) if self.weights_dir else default_home() / "weights",
+                              Path(self.hf_cache) if self.hf_cache else default_hf_cache())
+
+    def flux(self, dtype: torch.dtype) -> FluxComponents:
+        return load_flux(self.profile, self.locations(), dtype, self.tiny_seed)
+
+    def edges(self, device: torch.device, dtype: torch.dtype) -> EdgeDetector:
+        return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype)

@@ -1,0 +1,43 @@
+"""style_lora and anchors materialize through Dagster for one partition (tiny profile, CPU)."""
+
+import json
+
+import blender_scenes
+import numpy as np
+from conftest import USER_CATALOG_DIR
+from dagster import MultiPartitionKey, materialize
+from PIL import Image
+
+from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
+from vf3d_assets.assets.sag import anchors, style_lora
+from vf3d_assets.assets.scenes import guidance, scene, scene_source
+from vf3d_assets.assets.styles import style_reference
+
+ASSETS = [scene_source, style_reference, scene, guidance, style_lora, anchors]
+
+
+def test_style_lora_and_anchors_materialize(tmp_path):
+    blender_scenes.dolly_over_plane(USER_CATALOG_DIR / "shot_a.blend", frames=3, step=0.3, occluder=True)
+    resources = {"artifacts": ArtifactStore(root=str(tmp_path)), "blender": BlenderRenderer(threads=1),
+                 "models": ModelStore(profile="tiny"), "gpu": GPU(device="cpu")}
+    run = lambda selection, key, config=None: materialize(  # noqa: E731
+        ASSETS, selection=selection, partition_key=key, resources=resources, run_config=config)
+    assert run(["scene", "guidance"], "test_shot_a").success
+    lora = run(["style_lora"], "photo")
+    assert lora.success
+    checks = {c.check_name: c.passed for c in lora.get_asset_check_evaluations()}
+    assert checks == {"loss_decreased": True}
+    assert (tmp_path / "style_lora" / "photo" / "pytorch_lora_weights.safetensors").is_file()
+    result = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo"}))
+    assert result.success
+    out = tmp_path / "anchors" / "test_shot_a__photo"
+    record = json.loads((out / "anchors.json").read_text())
+    assert [a["frame"] for a in record["anchors"]] == [0, 2]
+    for a in record["anchors"]:
+        image = Image.open(out / "anchors" / f"{a['frame']:05d}.png")
+        assert image.size == (64, 48)
+    assert record["anchors"][1]["observed_fraction"] > 0.5
+    assert np.asarray(Image.open(out / "warped" / "00002.png")).any()
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["profile"].value == "tiny"
+    assert "data:image/png;base64," in metadata["anchors"].value

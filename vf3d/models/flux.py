@@ -1,0 +1,130 @@
+"""FLUX.1-dev + XLabs HED ControlNet components for the SAG stage, in both profiles.
+
+- `tiny`: the FLUX architecture from small configs with seeded random weights: a 2+2-block transformer,
+  an XLabs-style ControlNet whose `input_hint_block` takes the pixel control image, a VAE that downsamples
+  8x like FLUX's, CLIP and T5 text encoders with offline tokenizers. CPU, seconds.
+- `full`: FLUX.1-dev (diffusers layout) and XLabs flux-controlnet-hed-v3 (diffusers format) from a local
+  folder or the Hugging Face cache, `local_files_only=True`: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxControlNetModel, FluxTransformer2DModel
+from diffusers import FluxControlNetPipeline
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+
+from vf3d.models.tokenizers_offline import clip_tokenizer, t5_tokenizer
+from vf3d.models.weights import MissingWeightsError
+
+FLUX_REPO = "black-forest-labs/FLUX.1-dev"
+CONTROLNET_REPO = "XLabs-AI/flux-controlnet-hed-diffusers"
+FLUX_FOLDER, CONTROLNET_FOLDER = "FLUX.1-dev", "flux-controlnet-hed-v3"
+# What a FLUX.1-dev folder must hold, per component: (subfolder, files of which one must exist).
+FLUX_LAYOUT = {
+    "transformer": ("transformer", ("config.json",)),
+    "vae": ("vae", ("config.json",)),
+    "text_encoder": ("text_encoder", ("config.json",)),
+    "text_encoder_2": ("text_encoder_2", ("config.json",)),
+    "tokenizer": ("tokenizer", ("vocab.json", "tokenizer.json")),
+    "tokenizer_2": ("tokenizer_2", ("tokenizer.json", "spiece.model")),
+    "scheduler": ("scheduler", ("scheduler_config.json",)),
+}
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+MODEL_COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2")
+
+
+@dataclass
+class FluxComponents:
+    """Everything `FluxControlNetPipeline` takes, loaded and ready."""
+
+    transformer: FluxTransformer2DModel
+    controlnet: FluxControlNetModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    text_encoder_2: T5EncoderModel
+    tokenizer_2: T5TokenizerFast
+    scheduler: FlowMatchEulerDiscreteScheduler
+
+    def pipeline(self) -> FluxControlNetPipeline:
+        return FluxControlNetPipeline(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+def tiny_flux(seed: int = 0) -> FluxComponents:
+    """Seeded random FLUX-architecture components (diffusers' own test sizes, with an 8x VAE)."""
+    torch.manual_seed(seed)
+    dims = dict(patch_size=1, in_channels=16, attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                pooled_projection_dim=32, axes_dims_rope=[4, 4, 8], guidance_embeds=True)
+    transformer = FluxTransformer2DModel(num_layers=2, num_single_layers=2, **dims)
+    # XLabs layout: a pixel-space hint encoder (input_hint_block, 8x down) instead of VAE latents, whose
+    # output is patchified 2x2 (patch_size=2) into the packed token grid: 4 channels * 4 = in_channels.
+    controlnet = FluxControlNetModel(num_layers=2, num_single_layers=0, conditioning_embedding_channels=4,
+                                     **{**dims, "patch_size": 2})
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=2, sample_size=64, use_quant_conv=False, use_post_quant_conv=False,
+        shift_factor=0.0609, scaling_factor=1.5035,
+    )
+    tokenizer, tokenizer_2 = clip_tokenizer(), t5_tokenizer()
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        projection_dim=32, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, max_position_embeddings=77))
+    text_encoder_2 = T5EncoderModel(T5Config(
+        vocab_size=len(tokenizer_2), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+        pad_token_id=tokenizer_2.pad_token_id, eos_token_id=tokenizer_2.eos_token_id, decoder_start_token_id=0))
+    for model in (transformer, controlnet, vae, text_encoder, text_encoder_2):
+        model.eval()
+    return FluxComponents(transformer, controlnet, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2,
+                          FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True))
+
+
+def save_full_layout(components: FluxComponents, flux_dir: Path, controlnet_dir: Path) -> None:
+    """Write components in the FLUX.1-dev + XLabs diffusers layout (how the tests exercise the full loader)."""
+    pipe = components.pipeline()
+    pipe.controlnet = None
+    pipe.register_to_config(controlnet=(None, None))
+    pipe.save_pretrained(flux_dir, safe_serialization=True)
+    components.controlnet.save_pretrained(controlnet_dir, safe_serialization=True)
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(p.suffix in WEIGHT_SUFFIXES for p in folder.glob("*")) if folder.is_dir() else False
+
+
+def missing_flux_files(flux_dir: Path, controlnet_dir: Path) -> list[tuple[str, list[str]]]:
+    """(component, paths looked at) for every component of the full profile that is not on disk."""
+    missing = []
+    for name, (sub, configs) in FLUX_LAYOUT.items():
+        folder = flux_dir / sub
+        found_config = any((folder / c).is_file() for c in configs)
+        if not found_config or (name in MODEL_COMPONENTS and not _has_weights(folder)):
+            missing.append((name, [str(folder / c) for c in configs] + (
+                [str(folder / "*.safetensors")] if name in MODEL_COMPONENTS else [])))
+    if not (controlnet_dir / "config.json").is_file() or not _has_weights(controlnet_dir):
+        missing.append(("controlnet (HED)", [str(controlnet_dir / "config.json"), str(controlnet_dir / "*.safetensors")]))
+    return missing
+
+
+def load_full_flux(flux_dir: Path, controlnet_dir: Path, dtype: torch.dtype = torch.bfloat16) -> FluxComponents:
+    """Load FLUX.1-dev and the HED ControlNet from local folders; one clear error if anything is missing."""
+    missing = missing_flux_files(flux_dir, controlnet_dir)
+    if missing:
+        raise MissingWeightsError(missing)
+    kwargs = dict(local_files_only=True)
+    load = {
+        "transformer": lambda: FluxTransformer2DModel.from_pretrained(flux_dir, subfolder="transformer", torch_dtype=dtype, **kwargs),
+        "vae": lambda: AutoencoderKL.from_pretrained(flux_dir, subfolder="vae", torch_dtype=dtype, **kwargs),
+        "text_encoder": lambda: CLIPTextModel.from_pretrained(flux_dir, subfolder="text_encoder", dtype=dtype, **kwargs),
+        "tokenizer": lambda: CLIPTokenizer.from_pretrained(flux_dir, subfolder="tokenizer", **kwargs),
+        "text_encoder_2": lambda: T5EncoderModel.from_pretrained(flux_dir, subfolder="text_encoder_2", dtype=dtype, **kwargs),
+        "tokenizer_2": lambda: T5TokenizerFast.from_pretrained(flux_dir, subfolder="tokenizer_2", **kwargs),
+        "scheduler": lambda: FlowMatchEulerDiscreteScheduler.from_pretrained(flux_dir, subfolder="scheduler", **kwargs),
+        "controlnet": lambda: FluxControlNetModel.from_pretrained(controlnet_dir, torch_dtype=dtype, **kwargs),
+    }
+    return FluxComponents(**{name: make() for name, make in load.items()})

@@ -1,0 +1,79 @@
+"""Where the `full` profile's weights live, what is present, and loading by profile.
+
+Search order per component: `<weights_dir>/<folder>` (a plain folder in diffusers layout), then the newest
+snapshot of the Hugging Face repo in the HF hub cache. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from vf3d.models.flux import (CONTROLNET_FOLDER, CONTROLNET_REPO, FLUX_FOLDER, FLUX_REPO, FluxComponents,
+                              load_full_flux, missing_flux_files, tiny_flux)
+from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
+from vf3d.models.weights import MissingWeightsError, hf_cache_snapshots
+
+Profile = Literal["tiny", "full"]
+
+
+def default_hf_cache() -> Path:
+    return Path(os.environ.get("HF_HUB_CACHE", Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+                               / "hub"))
+
+
+@dataclass(frozen=True)
+class ModelLocations:
+    """Roots searched for `full` weights."""
+
+    weights_dir: Path
+    hf_cache: Path
+
+    def resolve(self, folder: str, repo_id: str) -> Path:
+        """The local folder for a model: `<weights_dir>/<folder>` if it exists, else the newest HF snapshot."""
+        direct = self.weights_dir / folder
+        if direct.is_dir():
+            return direct
+        snapshots = hf_cache_snapshots(self.hf_cache, repo_id)
+        return snapshots[-1] if snapshots else direct
+
+    def flux_dirs(self) -> tuple[Path, Path]:
+        return self.resolve(FLUX_FOLDER, FLUX_REPO), self.resolve(CONTROLNET_FOLDER, CONTROLNET_REPO)
+
+    def hed_weights(self) -> Path:
+        direct = self.weights_dir / HED_FILENAME
+        return direct if direct.is_file() else self.weights_dir
+
+    def check(self) -> list[dict]:
+        """One row per `full` component of every model stage: stage, component, present, where."""
+        flux_dir, controlnet_dir = self.flux_dirs()
+        missing = {name: looked for name, looked in missing_flux_files(flux_dir, controlnet_dir)}
+        rows = [{"stage": "guidance", "component": "Blender (bpy)", "present": True, "where": "python package"}]
+        for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler",
+                     "controlnet (HED)"):
+            where = str(controlnet_dir if name.startswith("controlnet") else flux_dir / name)
+            rows.append({"stage": "sag", "component": name, "present": name not in missing,
+                         "where": where if name not in missing else "; ".join(missing[name])})
+        try:
+            hed = str(find_hed_weights(self.hed_weights()))
+            rows.append({"stage": "sag", "component": f"HED annotator ({HED_FILENAME})", "present": True, "where": hed})
+        except MissingWeightsError as error:
+            rows.append({"stage": "sag", "component": f"HED annotator ({HED_FILENAME})", "present": False,
+                         "where": "; ".join(error.missing[0][1]) or str(self.weights_dir)})
+        return rows
+
+
+def load_flux(profile: Profile, locations: ModelLocations, dtype: torch.dtype, seed: int = 0) -> FluxComponents:
+    """FLUX + HED ControlNet components for a profile (`tiny`: seeded random; `full`: from disk)."""
+    if profile == "tiny":
+        return tiny_flux(seed)
+    if profile == "full":
+        return load_full_flux(*locations.flux_dirs(), dtype=dtype)
+    raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+
+
+__all__ = ["HED_REPO", "ModelLocations", "Profile", "default_hf_cache", "load_flux"]

@@ -1,0 +1,148 @@
+"""Sparse Anchor-view Generation assets: per-style LoRAs, per scene x style anchors (paper Sec. 3.2)."""
+
+import json
+
+import numpy as np
+import torch
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from PIL import Image
+
+from resources.artifacts import ArtifactStore, content_hash
+from resources.gpu import GPU
+from resources.models import ModelStore
+from vf3d.anchors import generate_anchors
+from vf3d.models.hed import as_rgb
+from vf3d.sag import SAG_PRESETS, SAGPipeline, with_overrides
+from vf3d.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, training_size
+from vf3d.visualize import contact_sheet, line_plot
+from vf3d_assets.assets.scenes import guidance
+from vf3d_assets.assets.styles import style_reference
+from vf3d_assets.metadata import image_markdown
+from vf3d_assets.partitions import catalog, from_scene, from_style, scene_style_partitions, style_partitions
+
+
+class StyleLoRAConfig(Config):
+    preset: str = ""
+    """'paper' (400 steps, lr 1e-4) or 'tiny'; empty = the model store's profile."""
+    steps: int = 0
+    """Override the preset's steps (0 = keep)."""
+    learning_rate: float = 0.0
+    """Override the preset's learning rate (0 = keep)."""
+
+
+@asset(
+    partitions_def=style_partitions,
+    deps=[style_reference],
+    group_name="sag",
+    code_version="1",
+    pool="gpu",
+    description="Distribution alignment: LoRA (rank 16) on FLUX's first 23 blocks and the HED ControlNet.",
+    check_specs=[AssetCheckSpec("loss_decreased", asset="style_lora",
+                                description="The evaluation loss on the reference fell during training.")],
+)
+def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifacts: ArtifactStore, models: ModelStore,
+               gpu: GPU) -> MaterializeResult:
+    style = catalog.style(context.partition_key)
+    device = gpu.settings()
+    preset = LORA_PRESETS[config.preset or models.profile]
+    settings = preset.__class__(**{**preset.__dict__, **{k: v for k, v in (("steps", config.steps), (
+        "learning_rate", config.learning_rate)) if v}})
+    reference = Image.open(style.reference).convert("RGB")
+    with device.oom_advice("style_lora", *training_size(reference, settings.resolution)):
+        components = models.flux(device.torch_dtype())
+        hed = models.edges(device.torch_device(), device.torch_dtype())
+        trainer = StyleLoRATrainer(components, settings)
+        device.place(trainer.pipe)
+        # The LoRA learns the identifier alone; post-prompts are added only when sampling (paper Fig. 8).
+        example = StyleExample(reference, Image.fromarray(as_rgb(hed(np.asarray(reference)))), style.identifier)
+        result = trainer.train([example], lambda step, loss: step % 50 == 0 and context.log.info(
+            f"step {step}: loss {loss:.4f}"))
+    out = artifacts.path("style_lora", context.partition_key)
+    trainer.save(out, result)
+    return MaterializeResult(
+        data_version=DataVersion(content_hash(out)),
+        metadata={
+            "path": MetadataValue.path(str(out)),
+            "profile": models.profile,
+            "steps": settings.steps,
+            "final_loss": float(np.mean(result.losses[-10:])),
+            "eval_loss_before": result.eval_loss_before,
+            "eval_loss_after": result.eval_loss_after,
+            "loss_curve": image_markdown(line_plot(result.losses), "training loss"),
+            "reference": image_markdown(contact_sheet([np.asarray(reference), np.asarray(example.hed)], columns=2,
+                                                      thumb_width=200), "reference and its edge map"),
+        },
+        check_results=[AssetCheckResult(check_name="loss_decreased", passed=result.improved,
+                                        metadata={"before": result.eval_loss_before, "after": result.eval_loss_after})],
+    )
+
+
+class AnchorsConfig(Config):
+    preset: str = ""
+    """SAG sampling preset: 'paper' (25 steps, replacement in 12) or 'tiny'; empty = the model store's profile."""
+    replacement: bool = True
+    """Sparse Appearance-guided Sampling; off = the ablation of paper Fig. 11 (and style transitions)."""
+    anchor_styles: list[str] = []
+    """Style key per anchor for style transitions (paper Fig. 8), e.g. ['photo', 'photo_winter']; empty = this
+    partition's style for every anchor. The styles must share this partition's LoRA (their identifiers)."""
+
+
+@asset(
+    partitions_def=scene_style_partitions,
+    deps=[AssetDep(guidance, partition_mapping=from_scene), AssetDep(style_lora, partition_mapping=from_style)],
+    group_name="sag",
+    code_version="1",
+    pool="gpu",
+    description="Anchor views v_0, v_N (every segment boundary) by Sparse Appearance-guided Sampling.",
+)
+def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: ArtifactStore, models: ModelStore,
+            gpu: GPU) -> MaterializeResult:
+    keys = context.partition_key.keys_by_dimension
+    scene_key, style_key = keys["scene"], keys["style"]
+    style = catalog.style(style_key)
+    guidance_dir = artifacts.path("guidance", scene_key)
+    meta = json.loads((guidance_dir / "meta.json").read_text())
+    frames = [meta["segments"][0][0]] + [end for _, end in meta["segments"]]
+    styles = [catalog.style(k) for k in config.anchor_styles] or [style] * len(frames)
+    if len(styles) != len(frames):
+        raise ValueError(f"anchor_styles: {len(styles)} given, scene '{scene_key}' has {len(frames)} anchors")
+    device = gpu.settings()
+    settings = with_overrides(SAG_PRESETS[config.preset or models.profile], replacement=config.replacement)
+    with device.oom_advice("anchors", meta["width"], meta["height"]):
+        pipe = models.flux(device.torch_dtype()).pipeline()
+        load_style_lora(pipe, artifacts.path("style_lora", style_key))
+        device.place(pipe)
+        pipe.set_progress_bar_config(disable=True)
+        out = artifacts.path("anchors", context.partition_key)
+        records = generate_anchors(
+            SAGPipeline(pipe), guidance_dir, out, [s.prompt for s in styles],
+            models.edges(device.torch_device(), device.torch_dtype()), settings,
+            lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
+            lambda done, total: context.log.info(f"anchor {done}/{total}"))
+    pictures = [np.asarray(Image.open(out / "anchors" / f"{r.frame:05d}.png")) for r in records]
+    warps = [np.asarray(Image.open(p)) for p in sorted((out / "warped").glob("*.png"))]
+    return MaterializeResult(
+        data_version=DataVersion(content_hash(out)),
+        metadata={
+            "path": MetadataValue.path(str(out)),
+            "profile": models.profile,
+            "anchors": image_markdown(contact_sheet(pictures, columns=4, thumb_width=200), "anchor views"),
+            "warped_previews": image_markdown(contact_sheet(warps, columns=4, thumb_width=200), "warped anchors")
+            if warps else MetadataValue.text("single anchor"),
+            "anchor_frames": MetadataValue.json([r.frame for r in records]),
+            "observed_fraction": MetadataValue.json([round(r.observed_fraction, 4) for r in records]),
+            "replaced_fraction": MetadataValue.json([round(r.replaced_fraction, 4) for r in records]),
+            "resolution": f"{meta['width']}x{meta['height']}",
+            "replacement": settings.replacement,
+        },
+    )
