@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,8 @@ class ModelStore(ConfigurableResource):
     profile: Literal["tiny", "full"] = "tiny"
     """Which weights the model stages use."""
     weights_dir: str = ""
-    """Folder with FLUX.1-dev/, flux-controlnet-hed-v3/, ControlNetHED.pth; empty = <VF3D_HOME>/weights."""
+    """Folder with FLUX.1-dev/, flux-controlnet-hed-v3/, ControlNetHED.pth; empty = $VF3D_WEIGHTS_DIR or
+    <VF3D_HOME>/weights."""
     hf_cache: str = ""
     """Hugging Face hub cache searched after weights_dir; empty = HF_HUB_CACHE or ~/.cache/huggingface/hub."""
     edge_detector: Literal["auto", "classical", "hed"] = "auto"
@@ -29,7 +31,8 @@ class ModelStore(ConfigurableResource):
     """Seed of the tiny profile's random weights."""
 
     def locations(self) -> ModelLocations:
-        return ModelLocations(Path(self.weights_dir) if self.weights_dir else default_home() / "weights",
+        weights = self.weights_dir or os.environ.get("VF3D_WEIGHTS_DIR", "")
+        return ModelLocations(Path(weights) if weights else default_home() / "weights",
                               Path(self.hf_cache) if self.hf_cache else default_hf_cache())
 
     def flux(self, dtype: torch.dtype) -> FluxComponents:

@@ -70,6 +70,16 @@ def _ui(args: argparse.Namespace) -> None:
     os.execv(command[0], command)  # replaces this process: Ctrl-C and SIGTERM reach dagster directly
 
 
+def _check_weights(args: argparse.Namespace) -> None:
+    from resources.models import ModelStore
+
+    locations = ModelStore().locations()
+    print(f"full-profile weights: {locations.weights_dir} (then the HF cache {locations.hf_cache})")
+    for row in locations.check():
+        state = "present" if row["present"] else "missing"
+        print(f"{row['stage']:<9} {row['component']:<36} {state:<8} {row['where']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vf3d", description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="materialize the demo partition through Dagster in the persistent instance")
     d.add_argument("--scene", help="scene key (default: the catalog's demo scene)")
     d.set_defaults(run=_demo)
+    c = sub.add_parser("check-weights", help="list which full-profile weights are on disk, per stage")
+    c.set_defaults(run=_check_weights)
     u = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(run=_ui)

@@ -1,0 +1,113 @@
+"""Edge detectors of the SAG stage: the classical `tiny` detector and the HED network loaded from disk."""
+
+import numpy as np
+import pytest
+import torch
+
+from vf3d.models.hed import (ClassicalEdgeDetector, HEDEdgeDetector, hed_network_class, make_edge_detector)
+from vf3d.models.weights import MissingWeightsError
+
+torch.set_num_threads(1)
+
+
+def rectangle_outline(height=48, width=64) -> np.ndarray:
+    """A white 1 px rectangle outline on black, rows 8..39 and columns 8..55."""
+    image = np.zeros((height, width), np.uint8)
+    image[8, 8:56] = image[39, 8:56] = 255
+    image[8:40, 8] = image[8:40, 55] = 255
+    return image
+
+
+def test_classical_edges_on_line_art():
+    detector = ClassicalEdgeDetector()
+    image = rectangle_outline()
+    edges = detector(image)
+    assert edges.shape == image.shape and edges.dtype == np.uint8
+    assert edges[image > 0].min() > 128  # strong on every drawn line
+    assert edges[20:28, 24:40].max() < 8  # flat inside the rectangle, 12+ px from the lines
+    np.testing.assert_array_equal(detector(image), edges)
+    np.testing.assert_array_equal(detector(np.repeat(image[..., None], 3, axis=2)), edges)  # RGB == gray
+
+
+def test_classical_edges_are_thick_and_centred_on_thin_lines():
+    image = np.zeros((48, 64), np.uint8)
+    image[:, 30] = 255
+    row = ClassicalEdgeDetector()(image)[24].astype(int)
+    assert row.argmax() == 30  # one stroke centred on the line, not two flanks
+    np.testing.assert_array_equal(row[30 - 6:30], row[31:31 + 6][::-1])  # symmetric
+    assert (row > 64).sum() >= 3  # thick, soft
+
+
+def test_classical_edges_on_a_filled_rectangle():
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[12:36, 16:48] = (200, 120, 40)
+    edges = ClassicalEdgeDetector()(image)
+    assert edges[12, 30] > 128 and edges[24, 16] > 128  # the boundary
+    assert edges[22:26, 30:34].max() < 8 and edges[:2, :4].max() < 8  # inside and outside, 12+ px away
+
+
+def test_input_checks():
+    detector = ClassicalEdgeDetector()
+    with pytest.raises(ValueError, match="uint8"):
+        detector(np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"\(8, 8, 4\)"):
+        detector(np.zeros((8, 8, 4), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def hed_weights(tmp_path_factory):
+    """A ControlNetHED.pth with random weights, saved as the annotator file is."""
+    torch.manual_seed(0)
+    network = hed_network_class()()
+    torch.nn.init.normal_(network.norm, 100.0, 30.0)  # non-zero: checks the loaded weights are used
+    path = tmp_path_factory.mktemp("annotators") / "ControlNetHED.pth"
+    torch.save(network.state_dict(), path)
+    return network, path
+
+
+def test_hed_loads_from_disk_and_matches_controlnet_aux(hed_weights):
+    network, path = hed_weights
+    image = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+    detector = HEDEdgeDetector.from_file(path.parent)  # found in a folder
+    edges = detector(image)
+    assert edges.shape == (64, 128) and edges.dtype == np.uint8
+    np.testing.assert_array_equal(detector(image), edges)
+
+    from controlnet_aux.hed import HEDdetector
+    reference = HEDdetector(network.float().eval())(image, detect_resolution=64, image_resolution=64,
+                                                    output_type="np")
+    np.testing.assert_array_equal(edges, reference[..., 0])
+
+
+def test_hed_keeps_odd_sizes_and_gray_input(hed_weights):
+    _, path = hed_weights
+    detector = make_edge_detector("auto", "full", path, "cpu", torch.float32)
+    assert isinstance(detector, HEDEdgeDetector)
+    assert detector(rectangle_outline(47, 61)).shape == (47, 61)
+    resized = HEDEdgeDetector.from_file(path, detect_resolution=64)
+    assert resized(rectangle_outline(47, 61)).shape == (47, 61)
+
+
+def test_missing_hed_weights_names_the_paths(tmp_path):
+    with pytest.raises(MissingWeightsError) as info:
+        make_edge_detector("hed", "tiny", tmp_path / "nope" / "ControlNetHED.pth", "cpu", torch.float32)
+    assert str(tmp_path / "nope" / "ControlNetHED.pth") in str(info.value)
+    assert "HED annotator" in str(info.value)
+    with pytest.raises(MissingWeightsError, match=str(tmp_path / "ControlNetHED.pth")):
+        HEDEdgeDetector.from_file(tmp_path)
+    with pytest.raises(MissingWeightsError, match="no location given"):
+        make_edge_detector("auto", "full", None)
+
+
+def test_make_edge_detector_choices():
+    assert isinstance(make_edge_detector("auto", "tiny"), ClassicalEdgeDetector)
+    assert isinstance(make_edge_detector("classical", "full"), ClassicalEdgeDetector)
+    with pytest.raises(ValueError, match="kind"):
+        make_edge_detector("canny", "tiny")
+
+
+def test_wrong_weights_file_is_named(tmp_path):
+    path = tmp_path / "ControlNetHED.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match=f"{path}: not a ControlNetHED state dict"):
+        HEDEdgeDetector.from_file(path)

@@ -1,0 +1,117 @@
+"""Where and how the diffusion pipelines run: device, dtype, CPU offload, VAE tiling, seed.
+
+FLUX.1-dev (12B) with its ControlNet and CogVideoX-5B do not fit every GPU at 720x480; offloading and VAE
+tiling trade speed for memory. An out-of-memory error is turned into advice naming the next setting to
+change, so a user with a smaller GPU is not left with a bare CUDA traceback.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal, get_args
+
+import torch
+
+DeviceName = Literal["auto", "cpu", "cuda"]
+DTypeName = Literal["auto", "bf16", "fp16", "fp32"]
+OffloadName = Literal["none", "model", "sequential"]
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+class GPUOutOfMemoryError(RuntimeError):
+    """A stage ran out of GPU memory; the message says which setting to change next."""
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """How a model stage is placed on the hardware (resolved lazily, so settings travel between machines)."""
+
+    device: DeviceName = "auto"
+    """"auto" = CUDA when available, else CPU; "cpu"; "cuda" (the current CUDA device)."""
+    dtype: DTypeName = "auto"
+    """Weights and activations: "auto" = bf16 on GPU (the paper trains and samples in bf16), fp32 on CPU."""
+    offload: OffloadName = "none"
+    """"none": whole pipeline on the GPU; "model": one model at a time (low cost); "sequential": layer by
+    layer (lowest memory, much slower)."""
+    vae_tiling: bool = False
+    """Decode/encode the VAE in tiles: less peak memory at high resolution, faint seams possible."""
+    seed: int = 0
+    """Seed of the generator handed to the pipelines."""
+
+    def __post_init__(self) -> None:
+        for field, choices in (("device", DeviceName), ("dtype", DTypeName), ("offload", OffloadName)):
+            value = getattr(self, field)
+            if value not in get_args(choices):
+                raise ValueError(f"{field}: unknown value {value!r}; use one of {', '.join(get_args(choices))}")
+
+    def torch_device(self) -> torch.device:
+        """The resolved device; "cuda" without a usable CUDA device is an error, not a silent CPU run."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device: 'cuda' was asked for but CUDA is not available (CPU-only torch or no GPU "
+                             "visible); use device='auto' or 'cpu', or install a CUDA build of torch")
+        return torch.device(self.device)
+
+    def torch_dtype(self) -> torch.dtype:
+        """The resolved dtype: bf16 on GPU and fp32 on CPU for "auto"."""
+        if self.dtype == "auto":
+            return torch.bfloat16 if self.torch_device().type == "cuda" else torch.float32
+        return DTYPES[self.dtype]
+
+    def generator(self) -> torch.Generator:
+        """A generator on the execution device seeded with `seed` (diffusers' `generator=` argument)."""
+        return torch.Generator(device=self.torch_device()).manual_seed(self.seed)
+
+    def place(self, pipeline: Any) -> Any:
+        """Move a diffusers pipeline to the device, or enable CPU offload, then VAE tiling if asked.
+
+        The dtype is chosen when loading (`torch_dtype=settings.torch_dtype()`), not here, so a component
+        deliberately kept in another dtype stays so. Returns the pipeline.
+        """
+        device = self.torch_device()
+        if self.offload == "none":
+            pipeline.to(device)
+        elif device.type == "cpu":
+            raise ValueError(f"offload: {self.offload!r} moves models between CPU and GPU, but the device is "
+                             "the CPU; use offload='none' on the CPU")
+        elif self.offload == "model":
+            pipeline.enable_model_cpu_offload(device=device)
+        else:
+            pipeline.enable_sequential_cpu_offload(device=device)
+        if self.vae_tiling and getattr(pipeline, "vae", None) is not None:
+            pipeline.vae.enable_tiling()
+        return pipeline
+
+    def next_steps(self, width: int, height: int) -> list[str]:
+        """What to change after running out of memory at width x height, cheapest first."""
+        steps = []
+        if self.torch_dtype() == torch.float32 and self.torch_device().type == "cuda":
+            steps.append("dtype='bf16' (half the memory of fp32)")
+        if self.offload == "none":
+            steps.append("offload='model' (one model on the GPU at a time, small slowdown)")
+        if not self.vae_tiling:
+            steps.append("vae_tiling=True (VAE in tiles)")
+        if self.offload != "sequential":
+            steps.append("offload='sequential' (layer by layer: lowest memory, much slower)")
+        small_w, small_h = max(16, width // 2 // 16 * 16), max(16, height // 2 // 16 * 16)
+        steps.append(f"a lower resolution than {width}x{height} (e.g. {small_w}x{small_h})")
+        return steps
+
+    @contextmanager
+    def oom_advice(self, stage: str, width: int, height: int) -> Iterator[None]:
+        """Re-raise a CUDA out-of-memory error inside the block as `GPUOutOfMemoryError` with advice."""
+        try:
+            yield
+        except GPUOutOfMemoryError:
+            raise
+        except RuntimeError as exc:
+            if not isinstance(exc, torch.cuda.OutOfMemoryError) and "out of memory" not in str(exc):
+                raise
+            steps = "; ".join(f"{i}) {step}" for i, step in enumerate(self.next_steps(width, height), 1))
+            raise GPUOutOfMemoryError(
+                f"{stage}: out of GPU memory at {width}x{height} with device={self.torch_device()}, "
+                f"dtype={str(self.torch_dtype()).removeprefix('torch.')}, offload='{self.offload}', "
+                f"vae_tiling={self.vae_tiling}. Try, in this order: {steps}.") from exc
