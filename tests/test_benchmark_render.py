@@ -34,10 +34,11 @@ def test_demo_materializes_through_dagster_in_a_persistent_instance(tmp_path):
     demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], capture_output=True, text=True,
                           env=env, timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
-    assert "materialized guidance[cottage]" in demo.stdout
+    for asset in ("guidance[cottage]", "style_lora[photo]", "anchors[cottage|photo]"):
+        assert f"materialized {asset}" in demo.stdout, demo.stdout
     # A second process opening the same home sees the runs and the materializations.
     check = ("from dagster import DagsterInstance, AssetKey; i = DagsterInstance.get(); "
              "print(len(i.get_runs()), i.get_latest_materialization_event(AssetKey('guidance')) is not None)")
     seen = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
                           env={**env, "DAGSTER_HOME": str(tmp_path / "home" / "dagster_home")})
-    assert seen.stdout.split() == ["2", "True"], seen.stderr[-2000:]
+    assert seen.stdout.split() == ["5", "True"], seen.stderr[-2000:]  # 2 observations + 3 job runs

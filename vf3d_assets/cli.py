@@ -41,20 +41,24 @@ def _demo(args: argparse.Namespace) -> None:
     from vf3d_assets.instance import ensure_dagster_home
 
     home = ensure_dagster_home()
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, MultiPartitionKey
     from dagster._core.definitions.observe import observe
 
     from vf3d_assets.definitions import defs
     from vf3d_assets.partitions import catalog
 
     scene_key = args.scene or (catalog.demo[0] if catalog.demo else sorted(catalog.scenes)[0])
-    catalog.scene(scene_key)  # a bad key fails here, with the list of known keys
+    style_key = args.style or (catalog.demo[1] if catalog.demo else sorted(catalog.styles)[0])
+    catalog.scene(scene_key), catalog.style(style_key)  # a bad key fails here, with the list of known keys
     instance = DagsterInstance.get()
-    observe([defs.resolve_assets_def("scene_source")], instance=instance,
-            resources={"artifacts": defs.resources["artifacts"]})
-    result = defs.resolve_job_def("scene_guidance").execute_in_process(partition_key=scene_key, instance=instance)
-    for event in result.get_asset_materialization_events():
-        print(f"materialized {event.asset_key.to_user_string()}[{scene_key}]")
+    for source in ("scene_source", "style_reference"):
+        observe([defs.resolve_assets_def(source)], instance=instance)
+    # The same jobs the UI launches, in graph order, on the demo partition (tiny profile unless configured).
+    for job, partition in (("scene_guidance", scene_key), ("style_alignment", style_key),
+                           ("anchor_views", MultiPartitionKey({"scene": scene_key, "style": style_key}))):
+        result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance)
+        for event in result.get_asset_materialization_events():
+            print(f"materialized {event.asset_key.to_user_string()}[{partition}]", flush=True)
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
 
 
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_preprocess)
     d = sub.add_parser("demo", help="materialize the demo partition through Dagster in the persistent instance")
     d.add_argument("--scene", help="scene key (default: the catalog's demo scene)")
+    d.add_argument("--style", help="style key (default: the catalog's demo style)")
     d.set_defaults(run=_demo)
     c = sub.add_parser("check-weights", help="list which full-profile weights are on disk, per stage")
     c.set_defaults(run=_check_weights)
