@@ -23,16 +23,23 @@ def test_style_lora_and_anchors_materialize(tmp_path):
     run = lambda selection, key, config=None: materialize(  # noqa: E731
         ASSETS, selection=selection, partition_key=key, resources=resources, run_config=config)
     assert run(["scene", "guidance"], "test_shot_a").success
-    lora = run(["style_lora"], "photo")
+    lora = run(["style_lora"], "photo", {"ops": {"style_lora": {"config": {"also_styles": ["painterly",
+                                                                                          "photo_winter"]}}}})
     assert lora.success
     checks = {c.check_name: c.passed for c in lora.get_asset_check_evaluations()}
     assert checks == {"loss_decreased": True}
     assert (tmp_path / "style_lora" / "photo" / "pytorch_lora_weights.safetensors").is_file()
-    result = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo"}))
+    identifiers = lora.get_asset_materialization_events()[0].materialization.metadata["identifiers"].value
+    assert identifiers == ["a photo in sks style", "a painting in xyz style"]
+    # A style transition (paper Fig. 8): the second anchor uses the painterly identifier, replacement off.
+    result = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo"}),
+                 {"ops": {"anchors": {"config": {"anchor_styles": ["photo", "painterly"], "replacement": False}}}})
     assert result.success
     out = tmp_path / "anchors" / "test_shot_a__photo"
     record = json.loads((out / "anchors.json").read_text())
     assert [a["frame"] for a in record["anchors"]] == [0, 2]
+    assert [a["prompt"] for a in record["anchors"]] == ["a photo in sks style", "a painting in xyz style"]
+    assert record["anchors"][1]["replaced_fraction"] == 0.0
     for a in record["anchors"]:
         image = Image.open(out / "anchors" / f"{a['frame']:05d}.png")
         assert image.size == (64, 48)

@@ -38,6 +38,9 @@ class StyleLoRAConfig(Config):
     """Override the preset's steps (0 = keep)."""
     learning_rate: float = 0.0
     """Override the preset's learning rate (0 = keep)."""
+    also_styles: list[str] = []
+    """Multi-style mode (paper 'Style Variation'): also train on these styles' references, one identifier each,
+    into this one LoRA, so `anchors` can switch identifiers per anchor (style transitions)."""
 
 
 @asset(
@@ -57,16 +60,22 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
     preset = LORA_PRESETS[config.preset or models.profile]
     settings = preset.__class__(**{**preset.__dict__, **{k: v for k, v in (("steps", config.steps), (
         "learning_rate", config.learning_rate)) if v}})
+    # One example per distinct identifier: a post-prompt variant shares its base style's reference and identifier.
+    styles = {s.identifier: s for s in [style, *(catalog.style(k) for k in config.also_styles)]}
     reference = Image.open(style.reference).convert("RGB")
     with device.oom_advice("style_lora", *training_size(reference, settings.resolution)):
         components = models.flux(device.torch_dtype())
         hed = models.edges(device.torch_device(), device.torch_dtype())
         trainer = StyleLoRATrainer(components, settings)
         device.place(trainer.pipe)
-        # The LoRA learns the identifier alone; post-prompts are added only when sampling (paper Fig. 8).
-        example = StyleExample(reference, Image.fromarray(as_rgb(hed(np.asarray(reference)))), style.identifier)
-        result = trainer.train([example], lambda step, loss: step % 50 == 0 and context.log.info(
+        # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
+        examples = []
+        for identifier, entry in styles.items():
+            image = Image.open(entry.reference).convert("RGB")
+            examples.append(StyleExample(image, Image.fromarray(as_rgb(hed(np.asarray(image)))), identifier))
+        result = trainer.train(examples, lambda step, loss: step % 50 == 0 and context.log.info(
             f"step {step}: loss {loss:.4f}"))
+        example = examples[0]
     out = artifacts.path("style_lora", context.partition_key)
     trainer.save(out, result)
     return MaterializeResult(
@@ -75,6 +84,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
             "path": MetadataValue.path(str(out)),
             "profile": models.profile,
             "steps": settings.steps,
+            "identifiers": MetadataValue.json(list(styles)),
             "final_loss": float(np.mean(result.losses[-10:])),
             "eval_loss_before": result.eval_loss_before,
             "eval_loss_after": result.eval_loss_after,
