@@ -1,0 +1,26 @@
+"""mp4 round trip and segment chaining."""
+
+import numpy as np
+import pytest
+
+from vf3d.video_io import chain_segments, read_mp4, write_mp4
+
+
+def test_mp4_round_trip(tmp_path):
+    frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(12)]
+    write_mp4(frames, tmp_path / "v.mp4", fps=8)
+    back = read_mp4(tmp_path / "v.mp4")
+    assert len(back) == 12 and back[0].shape == (48, 64, 3)
+    assert np.abs(back[5].astype(int) - 50).mean() < 3
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_odd_size_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="even sizes"):
+        write_mp4([np.zeros((5, 6, 3), np.uint8)], tmp_path / "v.mp4")
+
+
+def test_chaining_keeps_shared_boundary_frames_once():
+    segment = lambda start, end: [np.full((2, 2, 3), f, np.uint8) for f in range(start, end + 1)]  # noqa: E731
+    video = chain_segments([segment(0, 45), segment(45, 90), segment(90, 99)])
+    assert [int(f[0, 0, 0]) for f in video] == list(range(100))
