@@ -12,7 +12,8 @@ from dagster import ConfigurableResource
 from resources.artifacts import default_home
 from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
-from vf3d.models.store import ModelLocations, default_hf_cache, load_flux
+from vf3d.models.cogvideo import GGIComponents
+from vf3d.models.store import ModelLocations, default_hf_cache, load_flux, load_ggi
 
 
 class ModelStore(ConfigurableResource):
@@ -37,6 +38,9 @@ class ModelStore(ConfigurableResource):
 
     def flux(self, dtype: torch.dtype) -> FluxComponents:
         return load_flux(self.profile, self.locations(), dtype, self.tiny_seed)
+
+    def ggi(self, dtype: torch.dtype, ggi_weights: Path | None) -> GGIComponents:
+        return load_ggi(self.profile, self.locations(), dtype, ggi_weights, self.tiny_seed)
 
     def edges(self, device: torch.device, dtype: torch.dtype) -> EdgeDetector:
         return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype)

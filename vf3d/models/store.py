@@ -13,6 +13,8 @@ from typing import Literal
 
 import torch
 
+from vf3d.models.cogvideo import (COGVIDEO_FOLDER, COGVIDEO_REPO, GWTF_FILENAME, GWTF_REPO, GGIComponents,
+                                  load_full_ggi, missing_ggi_files, tiny_cogvideo)
 from vf3d.models.flux import (CONTROLNET_FOLDER, CONTROLNET_REPO, FLUX_FOLDER, FLUX_REPO, FluxComponents,
                               load_full_flux, missing_flux_files, tiny_flux)
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
@@ -44,6 +46,13 @@ class ModelLocations:
     def flux_dirs(self) -> tuple[Path, Path]:
         return self.resolve(FLUX_FOLDER, FLUX_REPO), self.resolve(CONTROLNET_FOLDER, CONTROLNET_REPO)
 
+    def ggi_files(self) -> tuple[Path, Path]:
+        """CogVideoX-5b-I2V folder and the Go-with-the-Flow LoRA file."""
+        direct = self.weights_dir / GWTF_FILENAME
+        snapshots = hf_cache_snapshots(self.hf_cache, GWTF_REPO)
+        lora = direct if direct.is_file() or not snapshots else snapshots[-1] / GWTF_FILENAME
+        return self.resolve(COGVIDEO_FOLDER, COGVIDEO_REPO), lora
+
     def hed_weights(self) -> Path:
         direct = self.weights_dir / HED_FILENAME
         return direct if direct.is_file() else self.weights_dir
@@ -64,7 +73,33 @@ class ModelLocations:
         except MissingWeightsError as error:
             rows.append({"stage": "sag", "component": f"HED annotator ({HED_FILENAME})", "present": False,
                          "where": "; ".join(error.missing[0][1]) or str(self.weights_dir)})
+        cogvideo_dir, lora = self.ggi_files()
+        missing_ggi = {name: looked for name, looked in missing_ggi_files(cogvideo_dir, None, lora)}
+        for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
+            key = f"CogVideoX-5b-I2V {name}"
+            rows.append({"stage": "ggi", "component": key, "present": key not in missing_ggi,
+                         "where": "; ".join(missing_ggi.get(key, [str(cogvideo_dir / name)]))})
+        key = "Go-with-the-Flow LoRA (CogVideoX-5B I2V)"
+        rows.append({"stage": "ggi", "component": key, "present": key not in missing_ggi, "where": str(lora)})
+        rows.append({"stage": "ggi", "component": "GGI transformer weights", "present": True,
+                     "where": "asset ggi_weights (trained here, or imported with its `pretrained` config)"})
         return rows
+
+
+def load_ggi(profile: Profile, locations: ModelLocations, dtype: torch.dtype, ggi_weights: Path | None,
+             seed: int = 0) -> GGIComponents:
+    """CogVideoX I2V components for a profile; `ggi_weights` None = the base I2V model (bidirectional only)."""
+    if profile == "tiny":
+        from vf3d.ggi_training import load_ggi_weights
+
+        components = tiny_cogvideo(seed, widened=ggi_weights is not None)
+        if ggi_weights is not None:
+            load_ggi_weights(components.transformer, ggi_weights)
+        return components
+    if profile == "full":
+        cogvideo_dir, lora = locations.ggi_files()
+        return load_full_ggi(cogvideo_dir, ggi_weights, lora, dtype)
+    raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 
 def load_flux(profile: Profile, locations: ModelLocations, dtype: torch.dtype, seed: int = 0) -> FluxComponents:
@@ -76,4 +111,4 @@ def load_flux(profile: Profile, locations: ModelLocations, dtype: torch.dtype, s
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 
-__all__ = ["HED_REPO", "ModelLocations", "Profile", "default_hf_cache", "load_flux"]
+__all__ = ["HED_REPO", "ModelLocations", "Profile", "default_hf_cache", "load_flux", "load_ggi"]

@@ -1,0 +1,240 @@
+"""GGI module training (paper Sec. 3.4, Eq. 3), with checkpoints that survive a kill.
+
+The widened CogVideoX I2V transformer is fine-tuned (a Go-with-the-Flow LoRA, when loaded, stays frozen) on
+clips of static scenes: V = [E(x_0), 0.., E(x_N)], H = E(HED-S maps) (HED of depth, paper Fig. 9), initial
+noise = the clip's flow-warped noise. As in CogVideoX's training: v-prediction, the x0 recovered from it is
+compared with the clip's latents under the weight 1 / (1 - alpha_bar_t); the anchors' latents are
+noise-augmented with sigma = exp(N(-3, 0.5)); AdamW lr 5e-5, betas (0.9, 0.95), weight decay 1e-4.
+The math of the conditions is imported from `vf3d.ggi` and `vf3d.noise_warp`, shared with inference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from vf3d.atomic import atomic_dir, atomic_file
+from vf3d.ggi import conditioning_latents, encode_video, model_input
+from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict
+from vf3d.noise_warp import warped_noise_for_segment
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+@dataclass(frozen=True)
+class GGITrainingSettings:
+    """Training settings (official code's values unless noted)."""
+
+    steps: int = 1300
+    """Optimisation steps (paper: 1,300 iterations at batch 16)."""
+    learning_rate: float = 5e-5
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 1e-4
+    anchor_noise_log_mean: float = -3.0
+    """Anchor latents are augmented with sigma = exp(N(mean, std))."""
+    anchor_noise_log_std: float = 0.5
+    degradation: float = 0.5
+    """Warped-noise mix with fresh noise (as at inference)."""
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    gradient_checkpointing: bool = True
+    num_frames: int = 49
+    seed: int = 0
+
+
+GGI_TRAINING_PRESETS = {
+    "paper": GGITrainingSettings(),
+    "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9),
+}
+
+
+@dataclass
+class TrainingClip:
+    """One training clip: frames x_0..x_N, forward flows with valid masks, structure maps (HED-S)."""
+
+    frames: list[np.ndarray]  # (H, W, 3) uint8
+    flows: np.ndarray  # (N, H, W, 2) float32, f_i->i+1
+    valid: np.ndarray  # (N, H, W) bool
+    structure: list[np.ndarray]  # (H, W) uint8
+    prompt: str = "a video of a static scene"
+
+
+def save_clip(clip: TrainingClip, folder: Path) -> None:
+    """Clip folder: frames/*.png, structure/*.png, flows.npz, clip.json (written atomically)."""
+    with atomic_dir(folder) as tmp:
+        for sub, images in (("frames", clip.frames), ("structure", clip.structure)):
+            (tmp / sub).mkdir()
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(tmp / sub / f"{i:05d}.png")
+        np.savez_compressed(tmp / "flows.npz", forward=clip.flows, forward_valid=clip.valid)
+        (tmp / "clip.json").write_text(json.dumps({"prompt": clip.prompt, "frames": len(clip.frames)}))
+
+
+def load_clip(folder: Path) -> TrainingClip:
+    read = lambda sub: [np.asarray(Image.open(p)) for p in sorted((folder / sub).glob("*.png"))]  # noqa: E731
+    with np.load(folder / "flows.npz") as flows:
+        return TrainingClip(read("frames"), flows["forward"], flows["forward_valid"], read("structure"),
+                            json.loads((folder / "clip.json").read_text())["prompt"])
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete checkpoint (complete = renamed into place by `atomic_dir`)."""
+    found = sorted(out_dir.glob(f"{CHECKPOINT_PREFIX}*"))
+    return found[-1] if found else None
+
+
+def load_ggi_weights(transformer: torch.nn.Module, weights_file: Path) -> None:
+    """Load a `ggi_state_dict` file into a transformer, with or without a LoRA attached; every weight must load."""
+    saved = load_file(weights_file)
+    own = [k for k in transformer.state_dict() if ".lora_" not in k]
+    missing = [k for k in own if k.replace(".base_layer.", ".") not in saved]
+    if missing:
+        raise ValueError(f"{weights_file}: not a GGI weights file for this transformer (missing {missing[:3]} ...)")
+    transformer.load_state_dict({k: saved[k.replace(".base_layer.", ".")] for k in own}, strict=False)
+
+
+class GGITrainer:
+    def __init__(self, components: GGIComponents, settings: GGITrainingSettings):
+        self.components, self.settings = components, settings
+        self.pipe = components.pipeline()
+        transformer = components.transformer
+        for model in (components.vae, components.text_encoder):
+            model.requires_grad_(False)
+        for name, parameter in transformer.named_parameters():
+            parameter.requires_grad_("lora" not in name)  # the Go-with-the-Flow LoRA stays frozen
+        if settings.gradient_checkpointing:
+            transformer.enable_gradient_checkpointing()
+        self.optimizer = torch.optim.AdamW([p for p in transformer.parameters() if p.requires_grad],
+                                           lr=settings.learning_rate, betas=settings.betas,
+                                           weight_decay=settings.weight_decay)
+        self.step = 0
+
+    @torch.no_grad()
+    def prepare(self, clip: TrainingClip, generator: torch.Generator) -> dict:
+        """Latents and conditions of a clip (frozen VAE and text encoder: computed once)."""
+        s, vae, pipe = self.settings, self.components.vae, self.pipe
+        n = min(len(clip.frames), s.num_frames)
+        frames, structure = clip.frames[:n], clip.structure[:n]
+        pad = [frames[-1]] * (s.num_frames - n)
+        image_latents, edge_latents = conditioning_latents(vae, frames[0], frames[-1], structure, s.num_frames)
+        x0 = encode_video(vae, [*frames, *pad])
+        height, width = frames[0].shape[:2]
+        noise = warped_noise_for_segment(clip.flows[: n - 1], clip.valid[: n - 1], channels=x0.shape[2],
+                                         degradation=s.degradation, num_frames=s.num_frames, generator=generator)
+        embeds, _ = pipe.encode_prompt(clip.prompt, do_classifier_free_guidance=False,
+                                       max_sequence_length=MAX_SEQUENCE_LENGTH, device=x0.device)
+        rotary = (pipe._prepare_rotary_positional_embeddings(height, width, x0.shape[1], x0.device)
+                  if self.components.transformer.config.use_rotary_positional_embeddings else None)
+        return dict(x0=x0, noise=noise[None].to(x0), image_latents=image_latents, edge_latents=edge_latents,
+                    embeds=embeds, rotary=rotary)
+
+    def loss(self, batch: dict, t: torch.Tensor, anchor_sigma: torch.Tensor, augment: torch.Tensor) -> torch.Tensor:
+        """Eq. 3 in CogVideoX's v-prediction form, at timestep t."""
+        scheduler = self.pipe.scheduler
+        x0, noise = batch["x0"], batch["noise"]
+        noisy = scheduler.add_noise(x0, noise, t)
+        image_latents = batch["image_latents"]
+        anchors = (image_latents.abs().sum(dim=(2, 3, 4), keepdim=True) > 0).to(x0)  # frames holding E(v_0), E(v_N)
+        image_latents = image_latents + anchors * anchor_sigma * augment
+        output = self.components.transformer(
+            hidden_states=model_input(noisy, image_latents, batch["edge_latents"]), encoder_hidden_states=batch["embeds"],
+            timestep=t, image_rotary_emb=batch["rotary"], return_dict=False)[0]
+        predicted_x0 = scheduler.get_velocity(output, noisy, t)  # v-prediction -> x0
+        weight = 1.0 / (1.0 - scheduler.alphas_cumprod.to(x0.device)[t])
+        return (weight * (predicted_x0.float() - x0.float()) ** 2).mean()
+
+    @torch.no_grad()
+    def evaluate(self, batches: Sequence[dict], samples: int = 4, seed: int = 1234) -> float:
+        """Mean loss over fixed draws (the same for every call): comparable before and after training."""
+        generator = torch.Generator().manual_seed(seed)
+        return float(np.mean([self.loss(b, *self._draw(b, generator)).item() for b in batches for _ in range(samples)]))
+
+    def _draw(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.settings
+        t = torch.randint(0, self.pipe.scheduler.config.num_train_timesteps, (1,), generator=generator)
+        sigma = torch.exp(torch.randn((), generator=generator) * s.anchor_noise_log_std + s.anchor_noise_log_mean)
+        augment = torch.randn(batch["image_latents"].shape, generator=generator)
+        return t, sigma, augment.to(batch["x0"])
+
+    def save_checkpoint(self, out_dir: Path, losses: list[float], generator: torch.Generator) -> None:
+        with atomic_dir(out_dir / f"{CHECKPOINT_PREFIX}{self.step:06d}") as tmp:
+            save_file(ggi_state_dict(self.components.transformer), tmp / "transformer.safetensors")
+            torch.save({"optimizer": self.optimizer.state_dict(), "generator": generator.get_state()},
+                       tmp / "training_state.pt")
+            (tmp / "state.json").write_text(json.dumps({"step": self.step, "losses": losses}))
+        for old in sorted(out_dir.glob(f"{CHECKPOINT_PREFIX}*"))[: -self.settings.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self, checkpoint: Path, generator: torch.Generator) -> list[float]:
+        load_ggi_weights(self.components.transformer, checkpoint / "transformer.safetensors")
+        state = torch.load(checkpoint / "training_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        info = json.loads((checkpoint / "state.json").read_text())
+        self.step = info["step"]
+        return info["losses"]
+
+    def train(self, clips: Sequence[TrainingClip], out_dir: Path,
+              progress: Callable[[int, float], None] | None = None) -> list[float]:
+        """Train for `settings.steps`, resuming from the newest checkpoint in `out_dir`; returns all losses."""
+        s = self.settings
+        out_dir.mkdir(parents=True, exist_ok=True)
+        generator = torch.Generator().manual_seed(s.seed)
+        batches = [self.prepare(c, torch.Generator().manual_seed(s.seed + k)) for k, c in enumerate(clips)]
+        checkpoint = latest_checkpoint(out_dir)
+        losses = self.resume(checkpoint, generator) if checkpoint else []
+        self.components.transformer.train()
+        while self.step < s.steps:
+            batch = batches[self.step % len(batches)]
+            loss = self.loss(batch, *self._draw(batch, generator))
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"GGI training loss is {loss.item()} at step {self.step}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            losses.append(loss.item())
+            if progress:
+                progress(self.step, losses[-1])
+            if self.step % s.checkpoint_every == 0 or self.step == s.steps:
+                self.save_checkpoint(out_dir, losses, generator)
+        self.components.transformer.eval()
+        return losses
+
+    def export(self, weights_file: Path, losses: Sequence[float]) -> None:
+        """The GGI weights file `load_full_ggi` reads (the widened transformer's state dict), plus its log."""
+        with atomic_file(weights_file) as tmp:
+            save_file(ggi_state_dict(self.components.transformer), tmp)
+        (weights_file.with_suffix(".json")).write_text(json.dumps(
+            {"settings": asdict(self.settings), "losses": list(losses)}, indent=1))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m vf3d.ggi_training --clips DIR --out DIR [--preset tiny]`: train (resuming) on saved clips."""
+    import argparse
+
+    from vf3d.models.cogvideo import tiny_cogvideo
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--clips", type=Path, required=True, help="folder of clip folders (`save_clip` layout)")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumed if it has checkpoints)")
+    parser.add_argument("--preset", choices=sorted(GGI_TRAINING_PRESETS), default="tiny")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    trainer = GGITrainer(tiny_cogvideo(0), GGI_TRAINING_PRESETS[args.preset])
+    clips = [load_clip(folder) for folder in sorted(p for p in args.clips.iterdir() if (p / "clip.json").exists())]
+    losses = trainer.train(clips, args.out, lambda step, loss: print(f"step {step} loss {loss:.6f}", flush=True))
+    trainer.export(args.out / "ggi_weights.safetensors", losses)
+
+
+if __name__ == "__main__":
+    main()
