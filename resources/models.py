@@ -39,8 +39,8 @@ class ModelStore(ConfigurableResource):
     def flux(self, dtype: torch.dtype) -> FluxComponents:
         return load_flux(self.profile, self.locations(), dtype, self.tiny_seed)
 
-    def ggi(self, dtype: torch.dtype, ggi_weights: Path | None) -> GGIComponents:
-        return load_ggi(self.profile, self.locations(), dtype, ggi_weights, self.tiny_seed)
+    def ggi(self, dtype: torch.dtype, ggi_weights: Path | None, widened: bool = False) -> GGIComponents:
+        return load_ggi(self.profile, self.locations(), dtype, ggi_weights, self.tiny_seed, widened)
 
     def edges(self, device: torch.device, dtype: torch.dtype) -> EdgeDetector:
         return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype)

@@ -49,7 +49,7 @@ def main() -> None:
         return
     from vf3d.catalog import active_catalog
 
-    keys = args.scenes or [k for k, s in active_catalog().scenes.items() if s.category != "user"]
+    keys = args.scenes or [k for k, s in active_catalog().scenes.items() if s.category not in ("user", "demo")]
     rows = []
     for key in keys:
         out = subprocess.run([sys.executable, __file__, "--one", key, "--width", str(args.width), "--height",

@@ -12,9 +12,10 @@ from vf3d.catalog import BENCHMARK_CATALOG, load_catalog
 from vf3d.guidance import preprocess
 
 BENCHMARK = load_catalog([BENCHMARK_CATALOG])
+SCENES = sorted(k for k, s in BENCHMARK.scenes.items() if s.category != "demo")
 
 
-@pytest.mark.parametrize("key", sorted(BENCHMARK.scenes))
+@pytest.mark.parametrize("key", SCENES)
 def test_benchmark_scene_renders(key, tmp_path):
     entry = BENCHMARK.scenes[key]
     stats = preprocess(entry.source, tmp_path / key, 48, 32, entry.trajectory)
@@ -34,11 +35,16 @@ def test_demo_materializes_through_dagster_in_a_persistent_instance(tmp_path):
     demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], capture_output=True, text=True,
                           env=env, timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
-    for asset in ("guidance[cottage]", "style_lora[photo]", "anchors[cottage|photo]"):
+    assert len(SCENES) == 16
+    for asset in ("guidance[demo]", "warped_noise[demo]", "style_lora[photo]", "ggi_weights",
+                  "anchors[demo|photo]", "video[demo|photo]"):
         assert f"materialized {asset}" in demo.stdout, demo.stdout
     # A second process opening the same home sees the runs and the materializations.
     check = ("from dagster import DagsterInstance, AssetKey; i = DagsterInstance.get(); "
              "print(len(i.get_runs()), i.get_latest_materialization_event(AssetKey('guidance')) is not None)")
     seen = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
                           env={**env, "DAGSTER_HOME": str(tmp_path / "home" / "dagster_home")})
-    assert seen.stdout.split() == ["5", "True"], seen.stderr[-2000:]  # 2 observations + 3 job runs
+    assert seen.stdout.split() == ["6", "True"], seen.stderr[-2000:]  # 2 observations + 4 job runs
+    mp4 = tmp_path / "home" / "artifacts" / "video" / "demo__photo" / "video.mp4"
+    from vf3d.video_io import read_mp4
+    assert len(read_mp4(mp4)) == 46

@@ -10,8 +10,15 @@ from vf3d.errors import VF3DInputError
 
 def test_benchmark_is_16_scenes_by_3_styles():
     catalog = load_catalog([BENCHMARK_CATALOG])
-    assert len(catalog.scenes) == 16 and len(catalog.styles) == 3
-    assert catalog.demo == ("cottage", "photo")
+    benchmark = {k: s for k, s in catalog.scenes.items() if s.category != "demo"}
+    assert len(benchmark) == 16 and len(catalog.styles) == 3
+    counts = {c: sum(s.category == c for s in benchmark.values()) for c in ("object-centric", "indoor", "outdoor",
+                                                                            "transition")}
+    assert counts == {"object-centric": 4, "indoor": 2, "outdoor": 8, "transition": 2}
+    # The demo is the cottage shot at a small size (tiny models on a CPU).
+    assert catalog.demo == ("demo", "photo")
+    demo = catalog.scene("demo")
+    assert demo.source == catalog.scene("cottage").source and (demo.width, demo.height) == (256, 176)
     assert catalog.style("photo_winter").prompt.endswith(", winter")
     assert all(s.source.is_file() for s in catalog.scenes.values())
     assert all(s.reference.is_file() for s in catalog.styles.values())

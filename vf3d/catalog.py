@@ -23,7 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK_CATALOG = REPO_ROOT / "benchmark" / "catalog.json"
 USER_CATALOG_ENV = "VF3D_USER_CATALOG"
 BENCHMARK_CATALOG_ENV = "VF3D_BENCHMARK_CATALOG"
-CATEGORIES = ("object-centric", "indoor", "outdoor", "transition", "user")
+CATEGORIES = ("object-centric", "indoor", "outdoor", "transition", "user", "demo")
+DEMO_KEY = "demo"
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
@@ -134,6 +135,21 @@ def _read(path: Path) -> dict:
     return data
 
 
+def _demo(block: dict, path: Path, scenes: dict[str, SceneEntry]) -> tuple[str, str]:
+    """The demo partition. With a "render" size, the demo is its own scene `demo`: the named shot at that
+    (small) size, so the tiny-profile demo stays quick on a CPU; edits to the shot's file reach both."""
+    scene_key, style_key = block.get("scene"), block.get("style")
+    if scene_key not in scenes:
+        raise VF3DInputError(path, f"demo: scene {scene_key!r} is not in the catalog")
+    if "render" not in block:
+        return scene_key, style_key
+    width, height = _size(block, {}, path, DEMO_KEY)
+    base = scenes[scene_key]
+    scenes[DEMO_KEY] = SceneEntry(DEMO_KEY, "demo", base.source, base.trajectory,
+                                  f"demo: {scene_key} at {width}x{height}", base.motion, base.segments, width, height, path)
+    return DEMO_KEY, style_key
+
+
 def load_catalog(paths: list[Path]) -> Catalog:
     """Merge catalog files in order; a key defined twice is an error naming both files."""
     scenes: dict[str, SceneEntry] = {}
@@ -154,7 +170,7 @@ def load_catalog(paths: list[Path]) -> Catalog:
                 raise VF3DInputError(path, f"style key '{style.key}' is already defined in {styles[style.key].catalog}")
             styles[style.key] = style
         if demo is None and isinstance(data.get("demo"), dict):
-            demo = (data["demo"]["scene"], data["demo"]["style"])
+            demo = _demo(data["demo"], path, scenes)
     if not scenes or not styles:
         raise VF3DInputError(", ".join(map(str, paths)), "the catalog needs at least one scene and one style")
     return Catalog(scenes, styles, demo, tuple(Path(p).resolve() for p in paths))

@@ -54,11 +54,13 @@ def _demo(args: argparse.Namespace) -> None:
     for source in ("scene_source", "style_reference"):
         observe([defs.resolve_assets_def(source)], instance=instance)
     # The same jobs the UI launches, in graph order, on the demo partition (tiny profile unless configured).
-    for job, partition in (("scene_guidance", scene_key), ("style_alignment", style_key),
-                           ("anchor_views", MultiPartitionKey({"scene": scene_key, "style": style_key}))):
+    for job, partition in (("scene_guidance", scene_key), ("style_alignment", style_key), ("ggi_training", None),
+                           ("shot_video", MultiPartitionKey({"scene": scene_key, "style": style_key}))):
         result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance)
         for event in result.get_asset_materialization_events():
-            print(f"materialized {event.asset_key.to_user_string()}[{partition}]", flush=True)
+            print(f"materialized {event.asset_key.to_user_string()}" + (f"[{partition}]" if partition else ""),
+                  flush=True)
+    print(f"the video: {defs.resources['artifacts'].path('video', f'{scene_key}|{style_key}') / 'video.mp4'}")
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
 
 

@@ -3,21 +3,26 @@
 from dagster import Definitions, define_asset_job
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
+from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, warped_noise
 from vf3d_assets.assets.sag import anchors, style_lora
 from vf3d_assets.assets.scenes import guidance, scene, scene_source
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.partitions import scene_partitions, scene_style_partitions, style_partitions
 
-scene_job = define_asset_job("scene_guidance", selection=["scene", "guidance"], partitions_def=scene_partitions,
-                             description="Parse a shot and render its guidance (edges, depth, flows).")
+scene_job = define_asset_job("scene_guidance", selection=["scene", "guidance", "warped_noise"],
+                             partitions_def=scene_partitions,
+                             description="Parse a shot, render its guidance (edges, depth, flows), warp its noise.")
 
 style_job = define_asset_job("style_alignment", selection=["style_lora"], partitions_def=style_partitions,
                              description="Train a style's LoRA (distribution alignment).")
-anchors_job = define_asset_job("anchor_views", selection=["anchors"], partitions_def=scene_style_partitions,
-                               description="Generate a scene x style's anchor views (SAG).")
+shot_job = define_asset_job("shot_video", selection=["anchors", "video"], partitions_def=scene_style_partitions,
+                            description="Generate a scene x style's anchor views (SAG) and its video (GGI).")
+training_job = define_asset_job("ggi_training", selection=["ggi_training_set", "ggi_weights"],
+                                description="Build the GGI training clips and fine-tune the GGI transformer.")
 
 defs = Definitions(
-    assets=[scene_source, scene, guidance, style_reference, style_lora, anchors],
-    jobs=[scene_job, style_job, anchors_job],
+    assets=[scene_source, scene, guidance, warped_noise, style_reference, style_lora, anchors, ggi_training_set,
+            ggi_weights, video],
+    jobs=[scene_job, style_job, shot_job, training_job],
     resources={"artifacts": ArtifactStore(), "blender": BlenderRenderer(), "models": ModelStore(), "gpu": GPU()},
 )

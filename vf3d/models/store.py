@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from vf3d.models.cogvideo import (COGVIDEO_FOLDER, COGVIDEO_REPO, GWTF_FILENAME, GWTF_REPO, GGIComponents,
-                                  load_full_ggi, missing_ggi_files, tiny_cogvideo)
+                                  load_full_ggi, missing_ggi_files, tiny_cogvideo, widen_patch_embed)
 from vf3d.models.flux import (CONTROLNET_FOLDER, CONTROLNET_REPO, FLUX_FOLDER, FLUX_REPO, FluxComponents,
                               load_full_flux, missing_flux_files, tiny_flux)
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
@@ -87,18 +87,25 @@ class ModelLocations:
 
 
 def load_ggi(profile: Profile, locations: ModelLocations, dtype: torch.dtype, ggi_weights: Path | None,
-             seed: int = 0) -> GGIComponents:
-    """CogVideoX I2V components for a profile; `ggi_weights` None = the base I2V model (bidirectional only)."""
-    if profile == "tiny":
-        from vf3d.ggi_training import load_ggi_weights
+             seed: int = 0, widened: bool = False) -> GGIComponents:
+    """CogVideoX I2V components for a profile.
 
-        components = tiny_cogvideo(seed, widened=ggi_weights is not None)
+    `ggi_weights`: the fine-tuned GGI transformer; None = the base I2V model, widened with zero edge weights
+    if `widened` (the start of GGI training), else as is (the training-free bidirectional method).
+    """
+    from vf3d.ggi_training import load_ggi_weights
+
+    if profile == "tiny":
+        components = tiny_cogvideo(seed, widened=widened or ggi_weights is not None)
         if ggi_weights is not None:
             load_ggi_weights(components.transformer, ggi_weights)
         return components
     if profile == "full":
         cogvideo_dir, lora = locations.ggi_files()
-        return load_full_ggi(cogvideo_dir, ggi_weights, lora, dtype)
+        components = load_full_ggi(cogvideo_dir, ggi_weights, lora, dtype)
+        if widened and ggi_weights is None:
+            widen_patch_embed(components.transformer, components.transformer.config.out_channels)
+        return components
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 

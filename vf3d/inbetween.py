@@ -1,0 +1,71 @@
+"""A shot's video: every segment in-betweened between its two anchors, segments chained (paper Sec. 3.3).
+
+Segment k covers trajectory frames [s_k, e_k] between anchors v_{s_k} and v_{e_k}. Its edge maps (the line art
+through the edge detector) and its warped noise condition the GGI model; a segment shorter than 46 frames
+(the last of a long shot) is padded with its last edge map and identity flows and cut back after sampling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vf3d.ggi import GGIPipeline, GGISettings
+from vf3d.models.hed import EdgeDetector
+from vf3d.noise_warp import warped_noise_for_segment
+from vf3d.video_io import chain_segments
+
+
+def padded_flows(flows: np.ndarray, valid: np.ndarray, intervals: int) -> tuple[np.ndarray, np.ndarray]:
+    """Extend a short segment's forward flows to `intervals` steps with identity flows (the camera holds still)."""
+    missing = intervals - len(flows)
+    if missing <= 0:
+        return flows[:intervals], valid[:intervals]
+    h, w = valid.shape[1:]
+    return (np.concatenate([flows, np.zeros((missing, h, w, 2), flows.dtype)]),
+            np.concatenate([valid, np.ones((missing, h, w), bool)]))
+
+
+def segment_noise(guidance_dir: Path, segment: int, channels: int, settings: GGISettings, degradation: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """eps_w of one segment at latent resolution: (T, C, H/8, W/8)."""
+    with np.load(guidance_dir / "flows" / f"seg{segment:03d}.npz") as data:
+        flows, valid = padded_flows(data["forward"], data["forward_valid"], settings.segment_frames - 1)
+    return warped_noise_for_segment(flows, valid, channels=channels, degradation=degradation,
+                                    num_frames=settings.num_frames, generator=generator)
+
+
+def generate_video(
+    ggi: GGIPipeline,
+    guidance_dir: Path,
+    anchors_dir: Path,
+    noise_for: Callable[[int], torch.Tensor],
+    edge_detector: EdgeDetector,
+    settings: GGISettings,
+    prompt: str,
+    generator_for: Callable[[int], torch.Generator],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
+    """All frames of the shot, (H, W, 3) uint8, exactly one per trajectory frame."""
+    meta = json.loads((guidance_dir / "meta.json").read_text())
+    height, width = meta["height"], meta["width"]
+    anchor = lambda frame: np.asarray(Image.open(anchors_dir / "anchors" / f"{frame:05d}.png").convert("RGB"))  # noqa: E731
+    segments = []
+    for k, (start, end) in enumerate(meta["segments"]):
+        count = end - start + 1
+        edges = None
+        if settings.method == "ggi":
+            edges = [edge_detector(np.asarray(Image.open(guidance_dir / "edges" / f"{i:05d}.png")))
+                     for i in range(start, end + 1)]
+            edges += [edges[-1]] * (settings.segment_frames - count)
+        result = ggi(prompt, anchor(start), anchor(end), edges, height, width, latents=noise_for(k),
+                     settings=settings, generator=generator_for(k))
+        segments.append(result.frames[:count])
+        if progress:
+            progress(k + 1, len(meta["segments"]))
+    return chain_segments(segments)

@@ -1,0 +1,223 @@
+"""Geometry-guided Generative Inbetweening assets: warped noise, GGI training, videos (paper Sec. 3.3-3.4)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from resources.artifacts import ArtifactStore, content_hash
+from resources.gpu import GPU
+from resources.models import ModelStore
+from vf3d.atomic import atomic_dir, atomic_file
+from vf3d.ggi import GGI_PRESETS, GGIPipeline
+from vf3d.ggi_training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip
+from vf3d.inbetween import generate_video, segment_noise
+from vf3d.noise_warp import noise_stats
+from vf3d.training_set import (clip_from_render, clip_from_video, load_depth_estimator, load_raft,
+                               read_video_frames, video_folders)
+from vf3d.video_io import write_mp4
+from vf3d.visualize import contact_sheet, line_plot
+from vf3d_assets.assets.sag import anchors
+from vf3d_assets.assets.scenes import guidance
+from vf3d_assets.metadata import image_markdown
+from vf3d_assets.partitions import catalog, from_scene, scene_partitions, scene_style_partitions
+
+LATENT_CHANNELS = 16  # CogVideoX's VAE, in both profiles
+WEIGHTS_FILE = "ggi_weights.safetensors"
+
+
+class WarpedNoiseConfig(Config):
+    degradation: float = 0.5
+    """Mix with fresh noise (official code: 0.5); 0 = pure warped noise."""
+    seed: int = 0
+
+
+@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="1",
+       description="Go-with-the-Flow warped noise per segment at latent resolution (13 x 16 x H/8 x W/8).")
+def warped_noise(context: AssetExecutionContext, config: WarpedNoiseConfig, artifacts: ArtifactStore
+                 ) -> MaterializeResult:
+    guidance_dir = artifacts.path("guidance", context.partition_key)
+    segments = json.loads((guidance_dir / "meta.json").read_text())["segments"]
+    settings = GGI_PRESETS["paper"]
+    out = artifacts.path("warped_noise", context.partition_key)
+    stats = []
+    with atomic_dir(out) as tmp:
+        for k in range(len(segments)):
+            noise = segment_noise(guidance_dir, k, LATENT_CHANNELS, settings, config.degradation,
+                                  torch.Generator().manual_seed(config.seed + k))
+            save_file({"noise": noise.contiguous()}, tmp / f"seg{k:03d}.safetensors")
+            stats.append(noise_stats(noise))
+    return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
+        "path": MetadataValue.path(str(out)), "segments": len(segments),
+        "shape": str(tuple(noise.shape)), "max_abs_frame_mean": max(max(abs(m) for m in s["mean"]) for s in stats),
+        "frame_std": MetadataValue.json([s["std"] for s in stats])})
+
+
+class TrainingSetConfig(Config):
+    scenes: list[str] = ["cottage", "street"]
+    """tiny: benchmark scenes rendered with random textures (exact flows and depth)."""
+    clips_per_scene: int = 1
+    width: int = 96
+    height: int = 64
+    videos_dir: str = ""
+    """full: a DL3DV-style folder of videos (see vf3d.training_set); flows by RAFT, HED-S of estimated depth."""
+    max_videos: int = 0
+    """full: use at most this many videos (0 = all)."""
+    frame_stride: int = 1
+    raft_weights: str = ""
+    """full: RAFT state dict (.pth) or a folder holding it; empty = the model store's weights_dir."""
+    depth_model: str = ""
+    """full: a transformers depth model folder; empty = <weights_dir>/depth-estimator."""
+
+
+@asset(group_name="ggi", code_version="1",
+       description="GGI training clips: frames, flows, HED-S structure maps (tiny: textured renders of benchmark "
+                   "scenes with exact flows and depth).")
+def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore,
+                     models: ModelStore, gpu: GPU) -> MaterializeResult:
+    device = gpu.settings()
+    edges = models.edges(device.torch_device(), device.torch_dtype())
+    num_frames = GGI_TRAINING_PRESETS[models.profile if models.profile in GGI_TRAINING_PRESETS else "paper"].num_frames
+    out = artifacts.path("ggi_training_set", "all")
+    previews = []
+    with atomic_dir(out) as tmp:
+        if config.videos_dir:  # real videos (the paper's DL3DV-10K), the full profile's path
+            weights_dir = models.locations().weights_dir
+            raft = load_raft(Path(config.raft_weights or weights_dir), device=device.torch_device())
+            depth_model, processor = load_depth_estimator(Path(config.depth_model or weights_dir / "depth-estimator"),
+                                                          device=device.torch_device())
+            folders = video_folders(Path(config.videos_dir))[: config.max_videos or None]
+            for k, folder in enumerate(folders):
+                frames = read_video_frames(folder, num_frames, config.frame_stride, (config.width, config.height))
+                clip = clip_from_video(frames, raft, depth_model, processor, edges)
+                save_clip(clip, tmp / f"video_{k:05d}")
+                previews += [clip.frames[0], np.repeat(clip.structure[0][..., None], 3, -1)]
+        for scene_key in [] if config.videos_dir else config.scenes:
+            entry = catalog.scene(scene_key)
+            for k in range(config.clips_per_scene):
+                clip = clip_from_render(entry.source, config.width, config.height, num_frames, seed=k,
+                                        edge_detector=edges, workdir=tmp / ".work", trajectory=entry.trajectory)
+                save_clip(clip, tmp / f"{scene_key}_{k:02d}")
+                previews += [clip.frames[0], np.repeat(clip.structure[0][..., None], 3, -1)]
+        shutil.rmtree(tmp / ".work", ignore_errors=True)
+        if not previews:
+            raise ValueError(f"ggi_training_set: no clips (videos_dir={config.videos_dir!r}, scenes={config.scenes})")
+    return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
+        "path": MetadataValue.path(str(out)), "clips": len(previews) // 2,
+        "source": config.videos_dir or "textured benchmark renders",
+        "frames_per_clip": num_frames,
+        "samples": image_markdown(contact_sheet(previews, columns=4, thumb_width=160), "frames and HED-S")})
+
+
+class GGIWeightsConfig(Config):
+    preset: str = ""
+    """'paper' or 'tiny'; empty = the model store's profile."""
+    steps: int = 0
+    """Override the preset's steps (0 = keep)."""
+    pretrained: str = ""
+    """Import an existing GGI weights file instead of training (full profile with the official weights)."""
+
+
+@asset(deps=[ggi_training_set], group_name="ggi", code_version="1", pool="gpu",
+       description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint).",
+       check_specs=[AssetCheckSpec("loss_decreased", asset="ggi_weights",
+                                   description="The evaluation loss on the training clips fell.")])
+def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifacts: ArtifactStore,
+                models: ModelStore, gpu: GPU) -> MaterializeResult:
+    out = artifacts.path("ggi_weights", "all")
+    weights = out / WEIGHTS_FILE
+    if config.pretrained:
+        with atomic_file(weights) as tmp:
+            save_file(load_file(config.pretrained), tmp)  # validates it is a safetensors file
+        return MaterializeResult(data_version=DataVersion(content_hash(weights)),
+                                 metadata={"path": MetadataValue.path(str(weights)), "source": config.pretrained},
+                                 check_results=[AssetCheckResult(check_name="loss_decreased", passed=True,
+                                                                 metadata={"imported": True})])
+    device = gpu.settings()
+    preset = GGI_TRAINING_PRESETS[config.preset or models.profile]
+    settings = preset.__class__(**{**preset.__dict__, **({"steps": config.steps} if config.steps else {})})
+    clips_dir = artifacts.path("ggi_training_set", "all")
+    clips = [load_clip(p) for p in sorted(clips_dir.iterdir()) if (p / "clip.json").exists()]
+    # Training starts from the base I2V model widened with zero edge weights (paper Sec. 3.3).
+    trainer = GGITrainer(models.ggi(device.torch_dtype(), None, widened=True), settings)
+    batches = [trainer.prepare(c, torch.Generator().manual_seed(settings.seed + k)) for k, c in enumerate(clips)]
+    before = trainer.evaluate(batches)
+    losses = trainer.train(clips, out / "checkpoints", lambda step, loss: step % 10 == 0 and context.log.info(
+        f"step {step}: loss {loss:.4f}"))
+    after = trainer.evaluate(batches)
+    trainer.export(weights, losses)
+    return MaterializeResult(
+        data_version=DataVersion(content_hash(weights)),
+        metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "steps": settings.steps,
+                  "eval_loss_before": before, "eval_loss_after": after,
+                  "loss_curve": image_markdown(line_plot(losses), "training loss")},
+        check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
+                                        metadata={"before": before, "after": after})],
+    )
+
+
+class VideoConfig(Config):
+    preset: str = ""
+    """'paper' (30 steps, CFG 6) or 'tiny'; empty = the model store's profile."""
+    method: str = "ggi"
+    """'ggi' (the paper) or 'bidirectional' (training-free, I2V3D: no GGI weights needed)."""
+    prompt: str = "a high quality video of a scene"
+    """Text prompt for CogVideoX (the paper uses a BLIP caption of the first frame)."""
+    fps: float = 8.0
+
+
+@asset(
+    partitions_def=scene_style_partitions,
+    deps=[anchors, AssetDep(guidance, partition_mapping=from_scene),
+          AssetDep(warped_noise, partition_mapping=from_scene), ggi_weights],
+    group_name="ggi", code_version="1", pool="gpu",
+    description="The video: every segment in-betweened between its anchors, chained; H.264 mp4 + frames.",
+)
+def video(context: AssetExecutionContext, config: VideoConfig, artifacts: ArtifactStore, models: ModelStore,
+          gpu: GPU) -> MaterializeResult:
+    keys = context.partition_key.keys_by_dimension
+    scene_key = keys["scene"]
+    guidance_dir = artifacts.path("guidance", scene_key)
+    meta = json.loads((guidance_dir / "meta.json").read_text())
+    settings = GGI_PRESETS[config.preset or models.profile]
+    settings = settings.__class__(**{**settings.__dict__, "method": config.method})
+    device = gpu.settings()
+    weights = artifacts.path("ggi_weights", "all") / WEIGHTS_FILE if config.method == "ggi" else None
+    noise_dir = artifacts.path("warped_noise", scene_key)
+    with device.oom_advice("video", meta["width"], meta["height"]):
+        ggi = GGIPipeline(models.ggi(device.torch_dtype(), weights))
+        device.place(ggi.pipe)
+        ggi.set_progress_bar_config(disable=True)
+        frames = generate_video(
+            ggi, guidance_dir, artifacts.path("anchors", context.partition_key),
+            lambda k: load_file(noise_dir / f"seg{k:03d}.safetensors")["noise"],
+            models.edges(device.torch_device(), device.torch_dtype()), settings, config.prompt,
+            lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
+            lambda done, total: context.log.info(f"segment {done}/{total}"))
+    out = artifacts.path("video", context.partition_key)
+    with atomic_dir(out) as tmp:
+        (tmp / "frames").mkdir()
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(tmp / "frames" / f"{i:05d}.png")
+        write_mp4(frames, tmp / "video.mp4", fps=config.fps)
+    picks = np.linspace(0, len(frames) - 1, min(12, len(frames))).round().astype(int)
+    return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
+        "path": MetadataValue.path(str(out / "video.mp4")), "profile": models.profile, "method": settings.method,
+        "frames": len(frames), "fps": config.fps, "resolution": f"{meta['width']}x{meta['height']}",
+        "contact_sheet": image_markdown(contact_sheet([frames[i] for i in picks], columns=6, thumb_width=160),
+                                        "video frames")})
