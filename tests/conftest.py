@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 # Stable timings on 2 shared cores (DESIGN.md); set before torch or bpy spin up thread pools.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -27,7 +28,9 @@ USER_CATALOG.write_text(json.dumps({
         {"key": "test_shot_a", "source": "shot_a.blend", "description": "test: sideways dolly"},
         {"key": "test_shot_b", "source": "shot_b.blend", "description": "test: sideways dolly, other step"},
     ],
-    "styles": [],
+    "styles": [{"key": "test_style", "reference": "test_style.png", "identifier": "a test in qqq style"}],
 }))
+# A reference image of our own, so tests may edit it (the benchmark's images are shipped data).
+Image.new("RGB", (64, 48), (180, 90, 40)).save(USER_CATALOG_DIR / "test_style.png")
 os.environ["VF3D_USER_CATALOG"] = str(USER_CATALOG)
 os.environ["VF3D_HOME"] = str(USER_CATALOG_DIR / "home")

@@ -64,6 +64,31 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
 
 
+def _stale(args: argparse.Namespace) -> None:
+    import time
+
+    from vf3d_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from vf3d_assets.assets import ALL_ASSETS
+    from vf3d_assets.definitions import defs
+    from vf3d_assets.staleness import observe_sources, refresh, stale_partitions
+
+    instance = DagsterInstance.get()
+    if args.command == "refresh":
+        done = refresh(instance, ALL_ASSETS, defs.resources, lambda item: print(f"refreshing {item}", flush=True))
+        print(f"refreshed {len(done)} partition(s); nothing is stale")
+        return
+    started = time.perf_counter()
+    observe_sources(instance, ALL_ASSETS)
+    stale = stale_partitions(instance, ALL_ASSETS)
+    for item in stale:
+        print(item)
+    print(f"{len(stale)} stale partition(s) ({time.perf_counter() - started:.1f} s)")
+
+
 def _ui(args: argparse.Namespace) -> None:
     from vf3d_assets.instance import ensure_dagster_home
 
@@ -102,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_demo)
     c = sub.add_parser("check-weights", help="list which full-profile weights are on disk, per stage")
     c.set_defaults(run=_check_weights)
+    sub.add_parser("stale", help="list stale asset partitions and why (observes the scene/style files first)"
+                   ).set_defaults(run=_stale)
+    sub.add_parser("refresh", help="materialize exactly the stale partitions, following the graph downstream"
+                   ).set_defaults(run=_stale)
     u = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(run=_ui)

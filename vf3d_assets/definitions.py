@@ -3,10 +3,8 @@
 from dagster import Definitions, define_asset_job
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
-from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, warped_noise
-from vf3d_assets.assets.sag import anchors, style_lora
-from vf3d_assets.assets.scenes import guidance, scene, scene_source
-from vf3d_assets.assets.styles import style_reference
+from vf3d_assets.assets import ALL_ASSETS
+from vf3d_assets.sensors import stale_partitions_sensor
 from vf3d_assets.partitions import scene_partitions, scene_style_partitions, style_partitions
 
 scene_job = define_asset_job("scene_guidance", selection=["scene", "guidance", "warped_noise"],
@@ -21,8 +19,8 @@ training_job = define_asset_job("ggi_training", selection=["ggi_training_set", "
                                 description="Build the GGI training clips and fine-tune the GGI transformer.")
 
 defs = Definitions(
-    assets=[scene_source, scene, guidance, warped_noise, style_reference, style_lora, anchors, ggi_training_set,
-            ggi_weights, video],
+    assets=ALL_ASSETS,
+    sensors=[stale_partitions_sensor],
     jobs=[scene_job, style_job, shot_job, training_job],
     resources={"artifacts": ArtifactStore(), "blender": BlenderRenderer(), "models": ModelStore(), "gpu": GPU()},
 )
