@@ -14,9 +14,10 @@ def test_partitions_cover_the_benchmark_and_user_scenes():
     benchmark = load_catalog([BENCHMARK_CATALOG])
     scenes = set(scene_partitions.get_partition_keys())
     assert set(benchmark.scenes) <= scenes and {"test_shot_a", "test_shot_b"} <= scenes
-    assert set(style_partitions.get_partition_keys()) == {"photo", "painterly", "photo_winter"}
+    styles = set(style_partitions.get_partition_keys())
+    assert styles == {"photo", "painterly", "photo_winter", "test_style"}  # benchmark + the tests' user style
     keys = scene_style_partitions.get_partition_keys()
-    assert len(keys) == len(scenes) * 3
+    assert len(keys) == len(scenes) * len(styles)
     assert "cottage|photo" in keys
 
 
