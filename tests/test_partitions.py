@@ -24,7 +24,8 @@ def test_partitions_cover_the_benchmark_and_user_scenes():
 def test_a_scene_maps_to_its_three_style_partitions():
     subset = from_scene.get_downstream_partitions_for_partitions(
         scene_partitions.empty_subset().with_partition_keys(["cottage"]), scene_partitions, scene_style_partitions)
-    assert set(subset.get_partition_keys()) == {"cottage|photo", "cottage|painterly", "cottage|photo_winter"}
+    assert set(subset.get_partition_keys()) == {f"cottage|{style}" for style in style_partitions.get_partition_keys()}
+    assert len(subset.get_partition_keys()) == 4
 
 
 def test_style_references_are_observed_with_their_prompt():
