@@ -215,6 +215,8 @@ def video(context: AssetExecutionContext, config: VideoConfig, artifacts: Artifa
         for i, frame in enumerate(frames):
             Image.fromarray(frame).save(tmp / "frames" / f"{i:05d}.png")
         write_mp4(frames, tmp / "video.mp4", fps=config.fps)
+        (tmp / "video.json").write_text(json.dumps({"method": settings.method, "profile": models.profile,
+                                                    "frames": len(frames), "fps": config.fps, "prompt": config.prompt}))
     picks = np.linspace(0, len(frames) - 1, min(12, len(frames))).round().astype(int)
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
         "path": MetadataValue.path(str(out / "video.mp4")), "profile": models.profile, "method": settings.method,
