@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ("psnr", "ssim", "lpips", "psnr_d", "clip_a", "musiq", "clip_i", "subject_consistency",
-           "background_consistency")
+from evaluation.metrics import METRICS as COLUMNS  # noqa: E402 - one list of metric names
 HEADERS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "lpips": "LPIPS↓", "psnr_d": "PSNR-D↑", "clip_a": "CLIP-A↑",
            "musiq": "MUSIQ↑", "clip_i": "CLIP-I↑", "subject_consistency": "SC↑", "background_consistency": "BC↑"}
 CATEGORIES = ("object-centric", "indoor", "outdoor", "transition")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from dagster import ConfigurableResource
@@ -14,6 +14,9 @@ from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
 from vf3d.models.cogvideo import GGIComponents
 from vf3d.models.store import ModelLocations, default_hf_cache, load_flux, load_ggi
+
+if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run
+    from evaluation.models import MetricModels
 
 
 class ModelStore(ConfigurableResource):
@@ -41,6 +44,15 @@ class ModelStore(ConfigurableResource):
 
     def ggi(self, dtype: torch.dtype, ggi_weights: Path | None, widened: bool = False) -> GGIComponents:
         return load_ggi(self.profile, self.locations(), dtype, ggi_weights, self.tiny_seed, widened)
+
+    def metric_models(self, device: torch.device, dtype: torch.dtype) -> MetricModels:
+        """Every metric network: random tiny models (values tagged `tiny`) or the real ones from disk."""
+        from evaluation.models import full_metric_models, tiny_metric_models
+
+        if self.profile == "tiny":
+            return tiny_metric_models(self.tiny_seed, device)
+        locations = self.locations()
+        return full_metric_models(locations.weights_dir / "metrics", device, locations.hf_cache)
 
     def edges(self, device: torch.device, dtype: torch.dtype) -> EdgeDetector:
         return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype)

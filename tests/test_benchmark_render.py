@@ -37,14 +37,16 @@ def test_demo_materializes_through_dagster_in_a_persistent_instance(tmp_path):
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert len(SCENES) == 16
     for asset in ("guidance[demo]", "warped_noise[demo]", "style_lora[photo]", "ggi_weights",
-                  "anchors[demo|photo]", "video[demo|photo]"):
+                  "anchors[demo|photo]", "video[demo|photo]", "metrics[demo|photo]", "benchmark_report"):
         assert f"materialized {asset}" in demo.stdout, demo.stdout
     # A second process opening the same home sees the runs and the materializations.
     check = ("from dagster import DagsterInstance, AssetKey; i = DagsterInstance.get(); "
              "print(len(i.get_runs()), i.get_latest_materialization_event(AssetKey('guidance')) is not None)")
     seen = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
                           env={**env, "DAGSTER_HOME": str(tmp_path / "home" / "dagster_home")})
-    assert seen.stdout.split() == ["6", "True"], seen.stderr[-2000:]  # 2 observations + 4 job runs
+    assert seen.stdout.split() == ["7", "True"], seen.stderr[-2000:]  # 2 observations + 5 job runs
     mp4 = tmp_path / "home" / "artifacts" / "video" / "demo__photo" / "video.mp4"
     from vf3d.video_io import read_mp4
     assert len(read_mp4(mp4)) == 46
+    report = (tmp_path / "home" / "artifacts" / "benchmark_report" / "all" / "benchmark.md").read_text()
+    assert "SAG + GGI (ours)" in report and "(paper)" in report and "PSNR-D" in report

@@ -8,6 +8,7 @@ from PIL import Image
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
 from vf3d_assets.assets import ALL_ASSETS
+from vf3d_assets.assets.evaluation import metrics, metrics_asset
 from vf3d_assets.staleness import observe_sources, refresh, stale_partitions
 
 SCENES, STYLES = ("test_shot_a", "test_shot_b"), ("photo", "test_style")
@@ -36,7 +37,7 @@ def world(tmp_path_factory):
     assert run(["ggi_weights"])
     for scene_key in SCENES:
         for style in STYLES:
-            assert run(["anchors", "video"], MultiPartitionKey({"scene": scene_key, "style": style}))
+            assert run(["anchors", "video", "metrics"], MultiPartitionKey({"scene": scene_key, "style": style}))
     assert stale_partitions(instance, ALL_ASSETS) == []
     return instance, resources
 
@@ -53,7 +54,7 @@ def test_editing_a_scene_reruns_that_scene_and_its_style_partitions_only(world):
     assert [(s.asset, s.partition) for s in listed] == [("scene", "test_shot_a")]
     assert "scene_source[test_shot_a]" in listed[0].causes[0]
     expected = {("scene", "test_shot_a"), ("guidance", "test_shot_a"), ("warped_noise", "test_shot_a")}
-    expected |= {(asset, f"test_shot_a|{style}") for asset in ("anchors", "video") for style in STYLES}
+    expected |= {(asset, f"test_shot_a|{style}") for asset in ("anchors", "video", "metrics") for style in STYLES}
     assert _refreshed(world) == expected
     assert stale_partitions(world[0], ALL_ASSETS) == []
 
@@ -61,9 +62,17 @@ def test_editing_a_scene_reruns_that_scene_and_its_style_partitions_only(world):
 def test_editing_a_style_reference_reruns_that_style_only(world):
     Image.new("RGB", (64, 48), (20, 140, 200)).save(USER_CATALOG_DIR / "test_style.png")
     expected = {("style_lora", "test_style")}
-    expected |= {(asset, f"{scene}|test_style") for asset in ("anchors", "video") for scene in SCENES}
+    expected |= {(asset, f"{scene}|test_style") for asset in ("anchors", "video", "metrics") for scene in SCENES}
     assert _refreshed(world) == expected
 
 
 def test_nothing_changed_nothing_reruns(world):
     assert _refreshed(world) == set()
+
+
+def test_bumping_the_metrics_code_version_reruns_only_metrics(world):
+    instance, resources = world
+    bumped = [metrics_asset("2") if a.key == metrics.key else a for a in ALL_ASSETS]
+    rerun = {(item.asset, item.partition) for item in refresh(instance, bumped, resources)}
+    assert rerun == {("metrics", f"{scene}|{style}") for scene in SCENES for style in STYLES}
+    assert stale_partitions(instance, bumped) == []

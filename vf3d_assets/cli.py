@@ -55,7 +55,8 @@ def _demo(args: argparse.Namespace) -> None:
         observe([defs.resolve_assets_def(source)], instance=instance)
     # The same jobs the UI launches, in graph order, on the demo partition (tiny profile unless configured).
     for job, partition in (("scene_guidance", scene_key), ("style_alignment", style_key), ("ggi_training", None),
-                           ("shot_video", MultiPartitionKey({"scene": scene_key, "style": style_key}))):
+                           ("shot_video", MultiPartitionKey({"scene": scene_key, "style": style_key})),
+                           ("benchmark_table", None)):
         result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance)
         for event in result.get_asset_materialization_events():
             print(f"materialized {event.asset_key.to_user_string()}" + (f"[{partition}]" if partition else ""),

@@ -13,14 +13,17 @@ scene_job = define_asset_job("scene_guidance", selection=["scene", "guidance", "
 
 style_job = define_asset_job("style_alignment", selection=["style_lora"], partitions_def=style_partitions,
                              description="Train a style's LoRA (distribution alignment).")
-shot_job = define_asset_job("shot_video", selection=["anchors", "video"], partitions_def=scene_style_partitions,
-                            description="Generate a scene x style's anchor views (SAG) and its video (GGI).")
+shot_job = define_asset_job("shot_video", selection=["anchors", "video", "metrics"],
+                            partitions_def=scene_style_partitions,
+                            description="A scene x style's anchor views (SAG), its video (GGI) and its metrics.")
+report_job = define_asset_job("benchmark_table", selection=["benchmark_report"],
+                              description="Table 2 of the paper over every evaluated partition.")
 training_job = define_asset_job("ggi_training", selection=["ggi_training_set", "ggi_weights"],
                                 description="Build the GGI training clips and fine-tune the GGI transformer.")
 
 defs = Definitions(
     assets=ALL_ASSETS,
     sensors=[stale_partitions_sensor],
-    jobs=[scene_job, style_job, shot_job, training_job],
+    jobs=[scene_job, style_job, shot_job, training_job, report_job],
     resources={"artifacts": ArtifactStore(), "blender": BlenderRenderer(), "models": ModelStore(), "gpu": GPU()},
 )

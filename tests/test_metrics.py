@@ -1,0 +1,194 @@
+"""The evaluation package: hand-computable cases for each metric, tiny models end to end, full-profile loading."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.consistency import background_consistency, subject_consistency, vbench_consistency
+from evaluation.metrics import METRICS, PAPER_TABLE2, evaluate_video
+from evaluation.models import (TINY_MUSIQ, full_metric_models, lpips_network, load_clip_vision, load_musiq,
+                               tiny_metric_models)
+from evaluation.pseudo_gt import bracketing_anchors, fidelity, pseudo_gt
+from evaluation.quality import AestheticHead, load_aesthetic_head
+from evaluation.structure import histogram_equalise, psnr_d_from_disparity
+from vf3d.camera import Intrinsics
+from vf3d.models.weights import MissingWeightsError
+
+W, H, DISTANCE, SHIFT = 64, 48, 10.0, 4
+"""A fronto-parallel plane at DISTANCE; each frame's camera steps right so the image content moves SHIFT px."""
+INTRINSICS = Intrinsics(W, H, fx=50.0, fy=50.0, cx=W / 2, cy=H / 2)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.set_num_threads(1)
+    return tiny_metric_models(seed=0)
+
+
+def sideways_dolly(num_frames: int, seed: int = 0):
+    """Frames of a random texture on the plane (frame k = canvas columns k*SHIFT ..), its depth and cameras."""
+    canvas = np.random.default_rng(seed).integers(0, 256, (H, W + (num_frames - 1) * SHIFT, 3), dtype=np.uint8)
+    frames = np.stack([canvas[:, k * SHIFT:k * SHIFT + W] for k in range(num_frames)])
+    depth = np.full((num_frames, H, W), DISTANCE, np.float32)
+    c2w = np.tile(np.eye(4), (num_frames, 1, 1))
+    c2w[:, 0, 3] = np.arange(num_frames) * SHIFT * DISTANCE / INTRINSICS.fx  # x translation of SHIFT px
+    return frames, depth, c2w
+
+
+def test_pseudo_gt_known_mask_of_a_camera_shift():
+    frames, depth, c2w = sideways_dolly(4)
+    # Frame 1 sees the plane SHIFT px further right than anchor 0: its last SHIFT columns are not in anchor 0.
+    image, known = pseudo_gt(1, {0: frames[0]}, depth, c2w, INTRINSICS)
+    assert known[:, : W - SHIFT].all() and not known[:, W - SHIFT:].any()
+    np.testing.assert_array_equal(image[:, : W - SHIFT], frames[1][:, : W - SHIFT])
+    assert (image[:, W - SHIFT:] == 0).all()
+    # Anchor 3 (2 * SHIFT px further) misses frame 1's first 2 * SHIFT columns; together they see everything.
+    _, known_3 = pseudo_gt(1, {3: frames[3]}, depth, c2w, INTRINSICS)
+    assert known_3[:, 2 * SHIFT:].all() and not known_3[:, : 2 * SHIFT].any()
+    # Where both see a pixel the nearer anchor (0) is taken: mark the anchors apart by brightness.
+    dark, bright = frames[0] // 2, frames[3] // 2 + 128
+    image, known = pseudo_gt(1, {0: dark, 3: bright}, depth, c2w, INTRINSICS)
+    assert known.all()
+    assert (image[:, : W - SHIFT] < 128).all() and (image[:, W - SHIFT:] >= 128).all()
+
+
+def test_each_frame_uses_its_bracketing_anchors():
+    assert bracketing_anchors(1, [0, 3, 5]) == [0, 3]  # nearer first
+    assert bracketing_anchors(4, [5, 0, 3]) == [3, 5]  # a tie: the earlier first
+    assert bracketing_anchors(2, [0, 3, 5]) == [3, 0]
+    assert bracketing_anchors(7, [0, 3, 5]) == [5] and bracketing_anchors(3, [0, 3, 5]) == [3]
+
+
+def test_identical_frames_have_perfect_fidelity(models):
+    frames, depth, c2w = sideways_dolly(5)
+    scores = fidelity(frames, {0: frames[0], 4: frames[4]}, depth, c2w, INTRINSICS, models.lpips)
+    assert scores["psnr"] == math.inf  # uncapped, as torchmetrics
+    assert scores["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["lpips"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["num_scored_frames"] == 3 and scores["known_fraction"] == 1.0
+    noisy = frames.copy()
+    noisy[2] = np.clip(noisy[2].astype(int) + 20, 0, 255).astype(np.uint8)
+    worse = fidelity(noisy, {0: frames[0], 4: frames[4]}, depth, c2w, INTRINSICS, models.lpips)
+    assert math.isinf(worse["psnr"])  # two of the three frames are still perfect: the mean stays +inf
+    assert worse["ssim"] < 1 and worse["lpips"] > 0
+
+
+def test_fidelity_without_overlap_is_nan(models):
+    frames, depth, c2w = sideways_dolly(3)
+    c2w[2, 0, 3] = 100.0  # the last anchor looks at a far-away part of the plane; anchor 0 is dropped
+    scores = fidelity(frames, {2: frames[2]}, depth, c2w, INTRINSICS, models.lpips)
+    assert scores["num_scored_frames"] == 0 and math.isnan(scores["psnr"])
+    with pytest.raises(ValueError, match="intrinsics"):
+        fidelity(frames, {2: frames[2]}, depth, c2w, INTRINSICS.scaled_to(32, 24), models.lpips)
+
+
+def test_histogram_equalisation_by_hand():
+    x = np.array([[3.0, 1.0, 7.0], [2.0, 2.0, np.inf]])
+    mask = np.isfinite(x) & (x < 5)
+    # values 1, 2, 2, 3 -> ranks 0, 1.5, 1.5, 3 (ties share the mean) over 3; outside the mask 0
+    np.testing.assert_allclose(histogram_equalise(x, mask), [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    np.testing.assert_allclose(histogram_equalise(np.exp(np.minimum(x, 9)), mask), histogram_equalise(x, mask))
+    assert histogram_equalise(np.ones((2, 2)), np.ones((2, 2), bool)).tolist() == [[0.5, 0.5], [0.5, 0.5]]
+
+
+def test_psnr_d_is_invariant_to_monotone_rescaling():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1, 20, (3, H, W))
+    depth[:, :5] = np.inf  # sky: not scored
+    inverse = np.where(np.isfinite(depth), 1 / depth, 0)
+    assert psnr_d_from_disparity(3 * inverse ** 2 + 7, depth) == math.inf  # a perfect estimate, any monotone scale
+    estimate = inverse + rng.normal(0, 0.02, inverse.shape)  # a fake estimator: disparity with noise
+    score = psnr_d_from_disparity(estimate, depth)
+    assert 5 < score < 40
+    assert psnr_d_from_disparity(np.exp(5 * estimate) - 1, depth) == pytest.approx(score, abs=1e-9)
+    assert psnr_d_from_disparity(-estimate, depth) < score - 5  # depth instead of disparity is penalised
+
+
+def test_vbench_consistency_by_hand():
+    assert vbench_consistency(torch.ones(5, 8)) == pytest.approx(1.0)
+    features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]]) * torch.tensor([[2.0], [1.0], [3.0]])
+    # t=1: cos to first 0.6, to previous 0.6 -> 0.6; t=2: to first -0.6 -> 0, to previous 0.28 -> 0.14
+    assert vbench_consistency(features) == pytest.approx((0.6 + 0.14) / 2)
+    assert vbench_consistency(features[:1]) == 1.0
+
+
+def test_constant_video_is_perfectly_consistent(models):
+    frames = np.repeat(np.random.default_rng(1).integers(0, 256, (1, H, W, 3), dtype=np.uint8), 4, axis=0)
+    assert subject_consistency(frames, models.dino) == pytest.approx(1.0, abs=1e-6)
+    assert background_consistency(frames, models.clip_b32) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_aesthetic_head_matches_laion_layout(tmp_path):
+    head = AestheticHead()
+    shapes = {key: tuple(value.shape) for key, value in head.state_dict().items()}
+    assert shapes == {"layers.0.weight": (1024, 768), "layers.0.bias": (1024,), "layers.2.weight": (128, 1024),
+                      "layers.2.bias": (128,), "layers.4.weight": (64, 128), "layers.4.bias": (64,),
+                      "layers.6.weight": (16, 64), "layers.6.bias": (16,), "layers.7.weight": (1, 16),
+                      "layers.7.bias": (1,)}
+    torch.save(head.state_dict(), tmp_path / "head.pth")
+    loaded = load_aesthetic_head(tmp_path / "head.pth")
+    x = torch.nn.functional.normalize(torch.randn(3, 768), dim=-1)
+    assert loaded(x).shape == (3,)
+    torch.testing.assert_close(loaded(x), head.eval()(x))
+
+
+def test_evaluate_video_tiny(models):
+    frames, depth, c2w = sideways_dolly(6, seed=2)
+    video = frames.copy()
+    video[1:5] = np.clip(video[1:5].astype(int) + np.random.default_rng(3).integers(-30, 30, video[1:5].shape),
+                         0, 255).astype(np.uint8)
+    reference = np.random.default_rng(4).integers(0, 256, (80, 60, 3), dtype=np.uint8)
+    result = evaluate_video(video, {0: frames[0], 5: frames[5]}, reference, depth, c2w, INTRINSICS, models)
+    assert all(math.isfinite(result[name]) for name in METRICS), result
+    assert result["profile"] == "tiny" and set(result["model_ids"]) >= {"clip_l14", "dino", "musiq", "depth"}
+    assert result["num_frames"] == 6 and result["num_scored_frames"] == 4
+
+
+def test_paper_table2_as_printed():
+    assert list(PAPER_TABLE2) == ["Depth-I2V", "VACE", "SAG + MVSplat360", "SAG + LVSM", "SAG + SEVA",
+                                  "SAG + GGI (Ours)"]
+    assert PAPER_TABLE2["SAG + GGI (Ours)"] == dict(zip(METRICS, (16.739, 0.554, 0.236, 19.754, 6.730, 68.615, 0.840,
+                                                                  0.891, 0.942)))
+    assert PAPER_TABLE2["VACE"]["psnr"] is None and PAPER_TABLE2["VACE"]["background_consistency"] == 0.914
+
+
+def test_full_models_missing_weights_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with pytest.raises(MissingWeightsError) as error:
+        full_metric_models(tmp_path / "weights", hf_cache=tmp_path / "hf")
+    components = [component for component, _ in error.value.missing]
+    assert len(components) == 7
+    for name in ("CLIP ViT-L/14", "aesthetic", "CLIP ViT-B/32", "DINO", "AlexNet", "MUSIQ", "depth"):
+        assert any(name in component for component in components), name
+    assert all(str(tmp_path / "weights") in " ".join(looked_at) for _, looked_at in error.value.missing)
+
+
+def test_full_loaders_read_local_files(tmp_path):
+    """The full profile's loaders on small checkpoints saved in the real formats."""
+    from torchvision.models import alexnet
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2)
+    clip = CLIPModel(CLIPConfig(text_config=dict(small, vocab_size=99, bos_token_id=0, eos_token_id=1),
+                                vision_config=dict(small, image_size=32, patch_size=8), projection_dim=24))
+    clip.save_pretrained(tmp_path / "clip")  # a whole CLIPModel, as the hub repos hold
+    vision = load_clip_vision(tmp_path / "clip")
+    pixels = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = clip.get_image_features(pixel_values=pixels)
+        expected = expected if torch.is_tensor(expected) else expected.pooler_output
+        torch.testing.assert_close(vision(pixel_values=pixels).image_embeds, expected)
+
+    trunk = alexnet(weights=None)
+    torch.save(trunk.state_dict(), tmp_path / "alexnet.pth")
+    lpips = lpips_network(tmp_path / "alexnet.pth")
+    torch.testing.assert_close(lpips.net.slice3.get_submodule("6").weight, trunk.features[6].weight)
+
+    musiq = load_musiq(None, **TINY_MUSIQ)
+    torch.save(musiq.net.state_dict(), tmp_path / "musiq.pth")
+    loaded = load_musiq(tmp_path / "musiq.pth", **TINY_MUSIQ)
+    image = torch.rand(1, 3, H, W)
+    torch.testing.assert_close(loaded(image), musiq(image))
