@@ -20,6 +20,7 @@ from dagster._core.definitions.observe import observe
 from dagster._time import get_current_datetime
 
 Assets = Sequence[AssetsDefinition | SourceAsset]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the CLI prints its own one-liners
 
 
 def stale_resolver(instance: DagsterInstance, assets: Assets) -> CachingStaleStatusResolver:
@@ -61,7 +62,7 @@ def observe_sources(instance: DagsterInstance, assets: Assets) -> None:
     sources = [a for a in assets if isinstance(a, SourceAsset) and a.is_observable]
     sources += [a for a in assets if isinstance(a, AssetsDefinition) and a.is_observable]
     for source in sources:
-        observe([source], instance=instance)
+        observe([source], instance=instance, run_config=QUIET)
 
 
 def stale_partitions(instance: DagsterInstance, assets: Assets) -> list[StalePartition]:
@@ -95,6 +96,6 @@ def refresh(instance: DagsterInstance, assets: Assets, resources: Mapping[str, o
             if report:
                 report(item)
             materialize(assets, selection=[item.asset], partition_key=item.partition, instance=instance,
-                        resources=resources)
+                        resources=resources, run_config=QUIET)
             done.append(item)
     raise RuntimeError(f"refresh: still stale after {max_rounds} rounds: {stale_partitions(instance, assets)}")
