@@ -28,7 +28,7 @@ from torch import nn
 from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
 from vf3d.models.tokenizers_offline import t5_tokenizer
-from vf3d.models.weights import MissingWeightsError
+from vf3d.models.weights import MissingWeightsError, has_weights
 
 COGVIDEO_REPO = "THUDM/CogVideoX-5b-I2V"
 COGVIDEO_FOLDER = "CogVideoX-5b-I2V"
@@ -47,7 +47,6 @@ COGVIDEO_LAYOUT = {
     "scheduler": ("scheduler", ("scheduler_config.json",)),
 }
 MODEL_COMPONENTS = ("transformer", "vae", "text_encoder")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 # CogVideoX-5B(-I2V)'s scheduler_config.json (v-prediction, zero-terminal-SNR, trailing spacing), as the DPM
 # sampler the I2V pipeline documents for it.
 SCHEDULER_5B = {
@@ -185,10 +184,6 @@ def save_full_layout(components: GGIComponents, cogvideo_dir: Path, ggi_weights_
         save_tiny_lora(widened, gwtf_lora)
 
 
-def _has_weights(folder: Path) -> bool:
-    return any(p.suffix in WEIGHT_SUFFIXES for p in folder.glob("*")) if folder.is_dir() else False
-
-
 def missing_ggi_files(cogvideo_dir: Path, ggi_weights_file: Path | None,
                       gwtf_lora: Path | None = None) -> list[tuple[str, list[str]]]:
     """(component, paths looked at) for every component of the full GGI profile that is not on disk."""
@@ -196,7 +191,7 @@ def missing_ggi_files(cogvideo_dir: Path, ggi_weights_file: Path | None,
     for name, (sub, configs) in COGVIDEO_LAYOUT.items():
         folder = cogvideo_dir / sub
         weights = [str(folder / "*.safetensors")] if name in MODEL_COMPONENTS else []
-        if not any((folder / c).is_file() for c in configs) or (weights and not _has_weights(folder)):
+        if not any((folder / c).is_file() for c in configs) or (weights and not has_weights(folder)):
             missing.append((f"CogVideoX-5b-I2V {name}", [str(folder / c) for c in configs] + weights))
     if ggi_weights_file is not None and not ggi_weights_file.is_file():
         missing.append(("GGI transformer weights (fine-tuned, widened)", [str(ggi_weights_file)]))

@@ -18,7 +18,7 @@ from diffusers import FluxControlNetPipeline
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
 
 from vf3d.models.tokenizers_offline import clip_tokenizer, t5_tokenizer
-from vf3d.models.weights import MissingWeightsError
+from vf3d.models.weights import MissingWeightsError, has_weights
 
 FLUX_REPO = "black-forest-labs/FLUX.1-dev"
 CONTROLNET_REPO = "XLabs-AI/flux-controlnet-hed-diffusers"
@@ -33,7 +33,6 @@ FLUX_LAYOUT = {
     "tokenizer_2": ("tokenizer_2", ("tokenizer.json", "spiece.model")),
     "scheduler": ("scheduler", ("scheduler_config.json",)),
 }
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 MODEL_COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2")
 
 
@@ -93,20 +92,16 @@ def save_full_layout(components: FluxComponents, flux_dir: Path, controlnet_dir:
     components.controlnet.save_pretrained(controlnet_dir, safe_serialization=True)
 
 
-def _has_weights(folder: Path) -> bool:
-    return any(p.suffix in WEIGHT_SUFFIXES for p in folder.glob("*")) if folder.is_dir() else False
-
-
 def missing_flux_files(flux_dir: Path, controlnet_dir: Path) -> list[tuple[str, list[str]]]:
     """(component, paths looked at) for every component of the full profile that is not on disk."""
     missing = []
     for name, (sub, configs) in FLUX_LAYOUT.items():
         folder = flux_dir / sub
         found_config = any((folder / c).is_file() for c in configs)
-        if not found_config or (name in MODEL_COMPONENTS and not _has_weights(folder)):
+        if not found_config or (name in MODEL_COMPONENTS and not has_weights(folder)):
             missing.append((name, [str(folder / c) for c in configs] + (
                 [str(folder / "*.safetensors")] if name in MODEL_COMPONENTS else [])))
-    if not (controlnet_dir / "config.json").is_file() or not _has_weights(controlnet_dir):
+    if not (controlnet_dir / "config.json").is_file() or not has_weights(controlnet_dir):
         missing.append(("controlnet (HED)", [str(controlnet_dir / "config.json"), str(controlnet_dir / "*.safetensors")]))
     return missing
 

@@ -27,6 +27,14 @@ class MissingWeightsError(ValueError):
         super().__init__("\n".join(lines))
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def has_weights(folder: Path) -> bool:
+    """Whether a model folder holds at least one weights file (diffusers/transformers layouts)."""
+    return folder.is_dir() and any(p.suffix in WEIGHT_SUFFIXES for p in folder.glob("*"))
+
+
 def first_existing(component: str, candidates: Iterable[Path]) -> Path:
     """The first candidate file that exists; else `MissingWeightsError` listing every candidate."""
     looked_at = []
