@@ -20,3 +20,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# Headless Chromium for the browser test of the UI (tests/test_ui_browser.py): Debian's chromium and
+# chromium-driver (Playwright drives /usr/bin/chromium; its own browser download is not used).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing chromium and chromium-driver (apt-get) for the UI browser test..."
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+           >/dev/null; }; then
+      echo "warning: apt-get could not install chromium; tests/test_ui_browser.py will fail" >&2
+    fi
+  else
+    echo "note: /usr/bin/chromium or /usr/bin/chromedriver is missing and this is not root: run" \
+         "'sudo apt-get install -y chromium chromium-driver' or tests/test_ui_browser.py will fail" >&2
+  fi
+fi

@@ -1,0 +1,156 @@
+"""The demo's runs as a user sees them: `vf3d ui` opened in headless Chromium (Playwright, Debian's /usr/bin/chromium).
+
+The demo is materialized once into a temporary VF3D_HOME (module fixture), `vf3d ui` serves that home on a free
+port, and the tests open the pages a user would: the global asset lineage with every group expanded, and the
+Partitions view of one partition, where the markdown metadata's `[Show Markdown]` dialog must render the
+data-URI thumbnail. Screenshots are kept in tests/artifacts/ (git-ignored), whether the test passes or not.
+Chromium comes from `scripts/setup.sh` (apt-get as root); without it these tests fail, they do not skip.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+# Headless on a closed network: no GPU, no sandbox (root), no background calls home (see scripts/setup.sh).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+GRAPH_ASSETS = ("scene_source", "scene", "guidance", "style_reference", "style_lora", "anchors", "ggi_training_set",
+                "ggi_weights", "warped_noise", "video")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _served_assets(url: str) -> set:
+    """The asset names the UI's GraphQL endpoint lists; none while it starts."""
+    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
+    request = urllib.request.Request(f"{url}/graphql", data=query, headers={"content-type": "application/json"})
+    try:
+        nodes = json.load(urllib.request.urlopen(request, timeout=10))["data"]["assetNodes"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return set()
+    return {node["assetKey"]["path"][-1] for node in nodes}
+
+
+def _demo_env(home: Path) -> dict:
+    env = {**os.environ, "VF3D_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("VF3D_USER_CATALOG", None)  # the demo's catalog only, in the demo run and in the UI alike
+    return env
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright; fails (never skips) when either is missing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium and chromium-driver "
+                    "(`bash scripts/setup.sh` as root does: apt-get install -y chromium chromium-driver)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the Python package playwright is missing: "
+                    "`.venv/bin/pip install -c requirements.lock -e '.[dev]'` (or `bash scripts/setup.sh`)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory, browser):
+    """One `vf3d demo` run (about a minute) shared by the tests of this module."""
+    home = tmp_path_factory.mktemp("ui-browser") / "home"
+    demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], check=False, capture_output=True,
+                          text=True, env=_demo_env(home), timeout=900)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    return home
+
+
+@pytest.fixture(scope="module")
+def ui(demo_home):
+    """`vf3d ui` on a free port over the demo's home; its whole process group is killed afterwards."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    log = (ARTIFACTS / "ui_dagster_dev.log").open("w")
+    vf3d = Path(sys.executable).with_name("vf3d")
+    process = subprocess.Popen([str(vf3d), "ui", "--port", str(port)], env=_demo_env(demo_home), stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline, keys = time.time() + 180, set()
+        while not set(GRAPH_ASSETS) <= keys and time.time() < deadline and process.poll() is None:
+            time.sleep(2)
+            keys = _served_assets(url)
+        assert set(GRAPH_ASSETS) <= keys, f"the UI did not serve the assets; see {log.name}"
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)  # dagster dev stops its daemon and code servers
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):  # and what is left of its session (process group) goes
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def page(browser, ui):
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, base_url=ui)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    # A fresh instance greets its first visitor with a newsletter dialog over the page: dismiss it whenever it shows.
+    page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                             lambda: page.get_by_role("button", name="Skip").click())
+    yield page
+    context.close()
+
+
+def test_asset_graph_shows_every_asset(page):
+    try:
+        page.goto("/asset-groups", wait_until="networkidle")
+        page.get_by_text("Global asset lineage").wait_for()
+        graph = page.locator("svg").filter(has=page.get_by_text("scenes", exact=True)).first
+        graph.wait_for()
+        page.keyboard.press("Alt+e")  # the graph's "Expand all groups" (its context menu shows the shortcut)
+        for asset in GRAPH_ASSETS:
+            graph.get_by_text(asset, exact=True).wait_for(state="visible")
+    finally:
+        page.screenshot(path=ARTIFACTS / "ui_asset_graph.png")
+
+
+@pytest.mark.parametrize("asset, partition, key", [
+    ("guidance", "demo", "edge_contact_sheet"),
+    ("style_lora", "photo", "loss_curve"),
+    ("video", "demo|photo", "contact_sheet"),
+    ("benchmark_report", None, "plot"),  # the metric plot of the benchmark table
+])
+def test_partition_metadata_picture_renders(page, asset, partition, key):
+    try:
+        # The Partitions view of one partition lists its latest materialization's metadata; an unpartitioned
+        # asset's Events view lists its latest materialization's.
+        view = "events" if partition is None else f"partitions&partition={urllib.parse.quote(partition)}"
+        page.goto(f"/assets/{asset}?view={view}", wait_until="networkidle")
+        row = page.get_by_role("row").filter(has=page.get_by_text(key, exact=True))
+        row.get_by_text("[Show Markdown]").click()
+        dialog = page.get_by_role("dialog").filter(has_text=key)
+        image = dialog.locator("img")
+        image.wait_for()
+        src, width, height = image.evaluate("i => i.decode().then(() => [i.src, i.naturalWidth, i.naturalHeight])")
+        assert src.startswith("data:image/png;base64,"), src[:80]
+        assert width > 0 and height > 0, (width, height)
+    finally:
+        page.screenshot(path=ARTIFACTS / f"ui_{asset}_{key}.png")
