@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ def main() -> None:
     sync()
     per_view = (time.perf_counter() - start) / args.views
     lora = LORA_PRESETS["tiny" if args.size == "tiny" else "paper"]
-    lora = lora.__class__(**{**lora.__dict__, "steps": args.lora_steps})
+    lora = replace(lora, steps=args.lora_steps)
     trainer = StyleLoRATrainer(components, lora)
     example = StyleExample(Image.new("RGB", (768, 512), (90, 140, 200)), Image.new("RGB", (768, 512)), "a photo")
     trainer.train([example], None)  # warm-up (includes encoding)

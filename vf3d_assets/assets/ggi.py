@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,7 @@ def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifa
                                                                  metadata={"imported": True})])
     device = gpu.settings()
     preset = GGI_TRAINING_PRESETS[config.preset or models.profile]
-    settings = preset.__class__(**{**preset.__dict__, **({"steps": config.steps} if config.steps else {})})
+    settings = replace(preset, steps=config.steps or preset.steps)
     clips_dir = artifacts.path("ggi_training_set", "all")
     clips = [load_clip(p) for p in sorted(clips_dir.iterdir()) if (p / "clip.json").exists()]
     # Training starts from the base I2V model widened with zero edge weights (paper Sec. 3.3).
@@ -195,7 +196,7 @@ def video(context: AssetExecutionContext, config: VideoConfig, artifacts: Artifa
     guidance_dir = artifacts.path("guidance", scene_key)
     meta = json.loads((guidance_dir / "meta.json").read_text())
     settings = GGI_PRESETS[config.preset or models.profile]
-    settings = settings.__class__(**{**settings.__dict__, "method": config.method})
+    settings = replace(settings, method=config.method)
     device = gpu.settings()
     weights = artifacts.path("ggi_weights", "all") / WEIGHTS_FILE if config.method == "ggi" else None
     noise_dir = artifacts.path("warped_noise", scene_key)

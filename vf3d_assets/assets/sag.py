@@ -1,6 +1,7 @@
 """Sparse Anchor-view Generation assets: per-style LoRAs, per scene x style anchors (paper Sec. 3.2)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -58,8 +59,8 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
     style = catalog.style(context.partition_key)
     device = gpu.settings()
     preset = LORA_PRESETS[config.preset or models.profile]
-    settings = preset.__class__(**{**preset.__dict__, **{k: v for k, v in (("steps", config.steps), (
-        "learning_rate", config.learning_rate)) if v}})
+    settings = replace(preset, steps=config.steps or preset.steps,
+                       learning_rate=config.learning_rate or preset.learning_rate)
     # One example per distinct identifier: a post-prompt variant shares its base style's reference and identifier.
     styles = {s.identifier: s for s in [style, *(catalog.style(k) for k in config.also_styles)]}
     reference = Image.open(style.reference).convert("RGB")
