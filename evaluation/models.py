@@ -173,25 +173,11 @@ def _find_file(candidates: list[Path]) -> tuple[Path | None, list[str]]:
     return None, [str(path) for path in candidates]
 
 
-def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf_cache: Path | None = None,
-                       depth_dir: Path | None = None) -> MetricModels:
-    """The paper's metric networks from disk (module docstring for the layout); nothing is downloaded.
-
-    Args:
-        weights_dir: folder searched first for every component.
-        device: where the networks run.
-        hf_cache: Hugging Face hub cache searched next for the transformers folders (default: HF_HUB_CACHE,
-            HF_HOME/hub, or ~/.cache/huggingface/hub).
-        depth_dir: a transformers depth model folder to use instead of dpt-hybrid-midas.
-
-    Raises:
-        MissingWeightsError: naming every missing component and where it was looked for.
-    """
-    # vf3d's model store and depth loader import the diffusers stack: only when full models are asked for.
+def find_metric_weights(weights_dir: Path, hf_cache: Path | None = None, depth_dir: Path | None = None
+                        ) -> dict[str, tuple[Path | None, list[str]]]:
+    """Every metric network's file or folder: component -> (path or None, paths looked at). Loads nothing."""
+    # vf3d's model store imports the diffusers stack: only when full models are asked for.
     from vf3d.models.store import ModelLocations, default_hf_cache
-    from transformers import ViTModel
-
-    from vf3d.training_set import load_depth_estimator
 
     weights_dir = Path(weights_dir)
     locations = ModelLocations(weights_dir, Path(hf_cache) if hf_cache is not None else default_hf_cache())
@@ -209,6 +195,29 @@ def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf
             _find_folder(locations, *DEPTH, required=DEPTH_FILES) if depth_dir is None else
             _check_model_folder(Path(depth_dir), DEPTH_FILES)),
     }
+    return found
+
+
+def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf_cache: Path | None = None,
+                       depth_dir: Path | None = None) -> MetricModels:
+    """The paper's metric networks from disk (module docstring for the layout); nothing is downloaded.
+
+    Args:
+        weights_dir: folder searched first for every component.
+        device: where the networks run.
+        hf_cache: Hugging Face hub cache searched next for the transformers folders (default: HF_HUB_CACHE,
+            HF_HOME/hub, or ~/.cache/huggingface/hub).
+        depth_dir: a transformers depth model folder to use instead of dpt-hybrid-midas.
+
+    Raises:
+        MissingWeightsError: naming every missing component and where it was looked for.
+    """
+    # The depth loader imports the diffusers stack: only when full models are asked for.
+    from transformers import ViTModel
+
+    from vf3d.training_set import load_depth_estimator
+
+    found = find_metric_weights(weights_dir, hf_cache, depth_dir)
     missing = [(component, looked_at) for component, (path, looked_at) in found.items() if path is None]
     if missing:
         raise MissingWeightsError(missing)

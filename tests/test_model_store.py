@@ -68,3 +68,5 @@ def test_check_weights_lists_every_stage(weights, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "sag" in out and "transformer" in out and "present" in out
     assert "HED annotator" in out and "missing" in out
+    assert "ggi" in out and "CogVideoX-5b-I2V transformer" in out
+    assert "metrics" in out and "DINO ViT-B/16" in out

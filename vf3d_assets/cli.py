@@ -107,7 +107,14 @@ def _check_weights(args: argparse.Namespace) -> None:
 
     locations = ModelStore().locations()
     print(f"full-profile weights: {locations.weights_dir} (then the HF cache {locations.hf_cache})")
-    for row in locations.check():
+    from evaluation.models import find_metric_weights
+
+    rows = locations.check()
+    for component, (path, looked_at) in find_metric_weights(locations.weights_dir / "metrics",
+                                                             locations.hf_cache).items():
+        rows.append({"stage": "metrics", "component": component, "present": path is not None,
+                     "where": str(path) if path else "; ".join(looked_at)})
+    for row in rows:
         state = "present" if row["present"] else "missing"
         print(f"{row['stage']:<9} {row['component']:<36} {state:<8} {row['where']}")
 

@@ -19,6 +19,7 @@ from vf3d.models.flux import (CONTROLNET_FOLDER, CONTROLNET_REPO, FLUX_FOLDER, F
                               load_full_flux, missing_flux_files, tiny_flux)
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
 from vf3d.models.weights import MissingWeightsError, hf_cache_snapshots
+from vf3d.training_set import RAFT_FILES
 
 Profile = Literal["tiny", "full"]
 
@@ -81,6 +82,12 @@ class ModelLocations:
                          "where": "; ".join(missing_ggi.get(key, [str(cogvideo_dir / name)]))})
         key = "Go-with-the-Flow LoRA (CogVideoX-5B I2V)"
         rows.append({"stage": "ggi", "component": key, "present": key not in missing_ggi, "where": str(lora)})
+        raft = self.weights_dir / RAFT_FILES[True]
+        rows.append({"stage": "ggi", "component": f"RAFT for training on videos ({raft.name})",
+                     "present": raft.is_file(), "where": str(raft)})
+        depth = self.weights_dir / "depth-estimator"
+        rows.append({"stage": "ggi", "component": "depth estimator for HED-S (training on videos)",
+                     "present": (depth / "config.json").is_file(), "where": str(depth)})
         rows.append({"stage": "ggi", "component": "GGI transformer weights", "present": True,
                      "where": "asset ggi_weights (trained here, or imported with its `pretrained` config)"})
         return rows
