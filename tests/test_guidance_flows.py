@@ -5,7 +5,6 @@ import math
 
 import blender_scenes
 import numpy as np
-import pytest
 
 from vf3d.camera import Intrinsics
 from vf3d.flows import pixel_centres, reprojection_flow, reprojection_flow_reference
@@ -102,7 +101,6 @@ def test_vectorised_flow_matches_the_reference_twin():
     rng = np.random.default_rng(0)
     h, w = 12, 16
     intr = Intrinsics(w, h, 14.0, 14.0, 8.3, 5.9)
-    c2w_i = np.eye(4)
     depth_i = rng.uniform(2.0, 6.0, (h, w))
     background = rng.random((h, w)) < 0.1
     rays = np.concatenate([pixel_centres(h, w), np.ones((h, w, 1))], -1) @ np.linalg.inv(intr.K).T

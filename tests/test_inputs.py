@@ -1,7 +1,6 @@
 """User scenes (.blend, .glb + trajectory JSON), segmentation, and every bad input of the foundation issue."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
