@@ -35,9 +35,9 @@ def test_clip_round_trip(tmp_path):
 
 def test_a_few_steps_lower_the_loss(tmp_path):
     trainer = _trainer(steps=12)
-    batches = [trainer.prepare(_clip(), torch.Generator().manual_seed(0))]
+    batches = trainer.prepare_all([_clip()])
     before = trainer.evaluate(batches)
-    trainer.train([_clip()], tmp_path / "run")
+    trainer.train(None, tmp_path / "run", batches=batches)
     assert trainer.evaluate(batches) < before
 
 

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from vf3d.atomic import atomic_dir, atomic_file
+from vf3d.atomic import atomic_dir, atomic_file, write_text_atomic
 from vf3d.ggi import conditioning_latents, encode_video, model_input
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict
 from vf3d.noise_warp import warped_noise_for_segment
@@ -183,13 +183,22 @@ class GGITrainer:
         self.step = info["step"]
         return info["losses"]
 
-    def train(self, clips: Sequence[TrainingClip], out_dir: Path,
-              progress: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train for `settings.steps`, resuming from the newest checkpoint in `out_dir`; returns all losses."""
+    def prepare_all(self, clips: Sequence[TrainingClip]) -> list[dict]:
+        """`prepare` every clip, each with its own seeded generator (the same batches on every call)."""
+        return [self.prepare(c, torch.Generator().manual_seed(self.settings.seed + k)) for k, c in enumerate(clips)]
+
+    def train(self, clips: Sequence[TrainingClip] | None, out_dir: Path,
+              progress: Callable[[int, float], None] | None = None, batches: Sequence[dict] | None = None
+              ) -> list[float]:
+        """Train for `settings.steps`, resuming from the newest checkpoint in `out_dir`; returns all losses.
+
+        `batches`: already `prepare_all`-ed clips (then `clips` may be None), so a caller that also evaluates
+        does not encode and warp every clip twice.
+        """
         s = self.settings
         out_dir.mkdir(parents=True, exist_ok=True)
         generator = torch.Generator().manual_seed(s.seed)
-        batches = [self.prepare(c, torch.Generator().manual_seed(s.seed + k)) for k, c in enumerate(clips)]
+        batches = list(batches) if batches is not None else self.prepare_all(clips)
         checkpoint = latest_checkpoint(out_dir)
         losses = self.resume(checkpoint, generator) if checkpoint else []
         self.components.transformer.train()
@@ -214,7 +223,7 @@ class GGITrainer:
         """The GGI weights file `load_full_ggi` reads (the widened transformer's state dict), plus its log."""
         with atomic_file(weights_file) as tmp:
             save_file(ggi_state_dict(self.components.transformer), tmp)
-        (weights_file.with_suffix(".json")).write_text(json.dumps(
+        write_text_atomic(weights_file.with_suffix(".json"), json.dumps(
             {"settings": asdict(self.settings), "losses": list(losses)}, indent=1))
 
 

@@ -156,10 +156,10 @@ def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifa
     clips = [load_clip(p) for p in sorted(clips_dir.iterdir()) if (p / "clip.json").exists()]
     # Training starts from the base I2V model widened with zero edge weights (paper Sec. 3.3).
     trainer = GGITrainer(models.ggi(device.torch_dtype(), None, widened=True), settings)
-    batches = [trainer.prepare(c, torch.Generator().manual_seed(settings.seed + k)) for k, c in enumerate(clips)]
+    batches = trainer.prepare_all(clips)
     before = trainer.evaluate(batches)
-    losses = trainer.train(clips, out / "checkpoints", lambda step, loss: step % 10 == 0 and context.log.info(
-        f"step {step}: loss {loss:.4f}"))
+    losses = trainer.train(None, out / "checkpoints", batches=batches,
+                           progress=lambda step, loss: step % 10 == 0 and context.log.info(f"step {step}: loss {loss:.4f}"))
     after = trainer.evaluate(batches)
     trainer.export(weights, losses)
     return MaterializeResult(

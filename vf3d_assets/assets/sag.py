@@ -21,7 +21,7 @@ from PIL import Image
 from resources.artifacts import ArtifactStore, content_hash
 from resources.gpu import GPU
 from resources.models import ModelStore
-from vf3d.anchors import generate_anchors
+from vf3d.anchors import anchor_frames, generate_anchors
 from vf3d.models.hed import as_rgb
 from vf3d.sag import SAG_PRESETS, SAGPipeline, with_overrides
 from vf3d.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, training_size
@@ -123,7 +123,7 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
     style = catalog.style(style_key)
     guidance_dir = artifacts.path("guidance", scene_key)
     meta = json.loads((guidance_dir / "meta.json").read_text())
-    frames = [meta["segments"][0][0]] + [end for _, end in meta["segments"]]
+    frames = anchor_frames(meta["segments"])
     styles = [catalog.style(k) for k in config.anchor_styles] or [style] * len(frames)
     if len(styles) != len(frames):
         raise ValueError(f"anchor_styles: {len(styles)} given, scene '{scene_key}' has {len(frames)} anchors")
