@@ -19,16 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vf3d.models.device import model_device
+
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BATCH_SIZE = 16
-
-
-def model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and dtype of a network's parameters (as `vf3d.training_set.model_device`, without its imports)."""
-    parameter = next(model.parameters())
-    return parameter.device, parameter.dtype
 
 
 def frame_array(frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from evaluation.models import MetricModels
 from evaluation.pseudo_gt import fidelity
 from evaluation.quality import clip_aesthetic, musiq
 from evaluation.structure import psnr_d
-from vf3d.camera import Intrinsics
+from vf3d.preprocess.camera import Intrinsics
 
 METRICS = ("psnr", "ssim", "lpips", "psnr_d", "clip_a", "musiq", "clip_i", "subject_consistency",
            "background_consistency")

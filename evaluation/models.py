@@ -122,8 +122,15 @@ def load_clip_vision(folder: Path, device: torch.device | str = "cpu") -> nn.Mod
 
 def tiny_metric_models(seed: int = 0, device: torch.device | str = "cpu") -> MetricModels:
     """Seeded random models from small configs: runs offline on the CPU in seconds; numbers mean nothing."""
-    from transformers import (CLIPVisionConfig, CLIPVisionModelWithProjection, DPTConfig, DPTForDepthEstimation,
-                              DPTImageProcessor, ViTConfig, ViTModel)
+    from transformers import (
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+        DPTConfig,
+        DPTForDepthEstimation,
+        DPTImageProcessor,
+        ViTConfig,
+        ViTModel,
+    )
 
     torch.manual_seed(seed)
     small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32,
@@ -215,7 +222,7 @@ def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf
     # The depth loader imports the diffusers stack: only when full models are asked for.
     from transformers import ViTModel
 
-    from vf3d.training_set import load_depth_estimator
+    from vf3d.models.depth_estimator import load_depth_estimator
 
     found = find_metric_weights(weights_dir, hf_cache, depth_dir)
     missing = [(component, looked_at) for component, (path, looked_at) in found.items() if path is None]

@@ -4,8 +4,8 @@ No ground-truth in-between frames exist, so the anchors v_0 and v_N are warped i
 geometry's exact correspondences, composited, and the metrics are computed on the known region only.
 
 - Flows f_i->anchor: frame i's planar depth is back-projected with its camera to world points, and
-  `vf3d.flows.reprojection_flow` projects them into the anchor's camera with its occlusion test (valid = seen
-  there); `vf3d.warp.warp_image` samples the anchor (bilinear).
+  `vf3d.preprocess.flows.reprojection_flow` projects them into the anchor's camera with its occlusion test (valid = seen
+  there); `vf3d.common.warp.warp_image` samples the anchor (bilinear).
 - Composite: frame i uses the anchors that bracket it (the last at or before i, the first at or after;
   the segment's v_0 and v_N when a longer video's anchors are all given); each pixel takes the one nearer
   in time among those that see it (a tie goes to the earlier). The nearer anchor's viewpoint is closer to
@@ -34,9 +34,9 @@ import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from evaluation.features import frame_array, frames_to_tensor
-from vf3d.camera import Intrinsics
-from vf3d.flows import pixel_centres, reprojection_flow
-from vf3d.warp import warp_image
+from vf3d.common.warp import pixel_centres, warp_image
+from vf3d.preprocess.camera import Intrinsics
+from vf3d.preprocess.flows import reprojection_flow
 
 BATCH_SIZE = 8
 """Frames scored together (SSIM and LPIPS batches)."""

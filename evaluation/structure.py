@@ -5,7 +5,7 @@ frame, both histogram-equalised first "to compensate for nonlinear errors and sc
 variations inherent in monocular depth estimation".
 
 - Orientation: monocular estimators (DPT/MiDaS, Depth Anything) give relative inverse depth (larger = nearer;
-  `vf3d.training_set.estimate_depth` inverts metric models), so the rendered planar depth is inverted too and
+  `vf3d.models.depth_estimator.estimate_depth` inverts metric models), so the rendered planar depth is inverted too and
   both maps read "near = high". Equalising depth instead would give the reversed ranks and compare them
   with the estimate's, a nonsense score.
 - Equalisation (`histogram_equalise`): each value becomes its rank among the frame's valid pixels, mapped to
@@ -74,7 +74,7 @@ def psnr_d(frames: Sequence[np.ndarray] | np.ndarray, gt_depth: np.ndarray, dept
         depth_model, processor: a transformers depth estimator and its image processor
             (`MetricModels.depth_model`, `.depth_processor`); the estimate is resized back to (H, W).
     """
-    from vf3d.training_set import estimate_depth  # pulls in the diffusers stack: only when used
+    from vf3d.models.depth_estimator import estimate_depth  # pulls in the diffusers stack: only when used
 
     frames = list(frames)
     if len(frames) != len(gt_depth) or frames[0].shape[:2] != np.asarray(gt_depth).shape[1:]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from vf3d.atomic import TMP_PREFIX
+from vf3d.common.atomic import TMP_PREFIX
 
 VF3D_HOME_ENV = "VF3D_HOME"
 

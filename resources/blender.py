@@ -7,9 +7,9 @@ from typing import Callable
 
 from dagster import ConfigurableResource
 
-from vf3d.catalog import SceneEntry
-from vf3d.edges import EdgeSettings
-from vf3d.guidance import GuidanceStats, preprocess
+from vf3d.benchmark.catalog import SceneEntry
+from vf3d.preprocess.edges import EdgeSettings
+from vf3d.preprocess.guidance import GuidanceStats, preprocess
 
 
 class BlenderRenderer(ConfigurableResource):

@@ -19,10 +19,10 @@ import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
 from transformers import T5Config, T5EncoderModel
 
-from vf3d.ggi import GGI_PRESETS, GGIPipeline
+from vf3d.ggi.noise_warp import warped_noise_for_segment
+from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.models.cogvideo import SCHEDULER_5B, GGIComponents, tiny_cogvideo, widen_patch_embed
 from vf3d.models.tokenizers_offline import t5_tokenizer
-from vf3d.noise_warp import warped_noise_for_segment
 
 
 def full_size_cogvideo(dtype: torch.dtype, device: str) -> GGIComponents:

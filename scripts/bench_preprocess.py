@@ -18,8 +18,8 @@ from pathlib import Path
 
 
 def measure(scene_key: str, width: int, height: int) -> dict:
-    from vf3d.catalog import active_catalog
-    from vf3d.guidance import preprocess
+    from vf3d.benchmark.catalog import active_catalog
+    from vf3d.preprocess.guidance import preprocess
 
     entry = active_catalog().scene(scene_key)
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,7 +47,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.width, args.height)))
         return
-    from vf3d.catalog import active_catalog
+    from vf3d.benchmark.catalog import active_catalog
 
     keys = args.scenes or [k for k, s in active_catalog().scenes.items() if s.category not in ("user", "demo")]
     rows = []

@@ -25,8 +25,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
 from vf3d.models.flux import FluxComponents, tiny_flux
 from vf3d.models.tokenizers_offline import clip_tokenizer, t5_tokenizer
-from vf3d.sag import SAG_PRESETS, SAGPipeline
-from vf3d.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer
+from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
+from vf3d.sag.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer
 
 
 def full_size_flux(dtype: torch.dtype, device: str) -> FluxComponents:

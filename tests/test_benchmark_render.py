@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from vf3d.catalog import BENCHMARK_CATALOG, load_catalog
-from vf3d.guidance import preprocess
+from vf3d.benchmark.catalog import BENCHMARK_CATALOG, load_catalog
+from vf3d.preprocess.guidance import preprocess
 
 BENCHMARK = load_catalog([BENCHMARK_CATALOG])
 SCENES = sorted(k for k, s in BENCHMARK.scenes.items() if s.category != "demo")
@@ -46,7 +46,7 @@ def test_demo_materializes_through_dagster_in_a_persistent_instance(tmp_path):
                           env={**env, "DAGSTER_HOME": str(tmp_path / "home" / "dagster_home")})
     assert seen.stdout.split() == ["7", "True"], seen.stderr[-2000:]  # 2 observations + 5 job runs
     mp4 = tmp_path / "home" / "artifacts" / "video" / "demo__photo" / "video.mp4"
-    from vf3d.video_io import read_mp4
+    from vf3d.common.video_io import read_mp4
     assert len(read_mp4(mp4)) == 46
     report = (tmp_path / "home" / "artifacts" / "benchmark_report" / "all" / "benchmark.md").read_text()
     assert "SAG + GGI (ours)" in report and "(paper)" in report and "PSNR-D" in report

@@ -19,7 +19,7 @@ import pytest
 from mathutils import Vector
 from PIL import Image
 
-from vf3d.benchmark_scenes import SCENES, SEGMENT_FRAMES, build_scene
+from vf3d.benchmark.scenes import SCENES, SEGMENT_FRAMES, build_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "benchmark" / "catalog.json"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from vf3d.catalog import BENCHMARK_CATALOG, load_catalog
-from vf3d.errors import VF3DInputError
+from vf3d.benchmark.catalog import BENCHMARK_CATALOG, load_catalog
+from vf3d.common.errors import VF3DInputError
 
 
 def test_benchmark_is_16_scenes_by_3_styles():

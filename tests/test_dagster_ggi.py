@@ -6,7 +6,7 @@ from conftest import USER_CATALOG_DIR
 from dagster import MultiPartitionKey, materialize
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
-from vf3d.video_io import read_mp4
+from vf3d.common.video_io import read_mp4
 from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, warped_noise
 from vf3d_assets.assets.sag import anchors, style_lora
 from vf3d_assets.assets.scenes import guidance, scene, scene_source

@@ -6,10 +6,10 @@ import blender_scenes
 import numpy as np
 from PIL import Image
 
-from vf3d.camera import Intrinsics, project
-from vf3d.edges import EDGE_TYPES, edge_types
-from vf3d.guidance import preprocess
-from vf3d.passes import GBuffer
+from vf3d.preprocess.camera import Intrinsics, project
+from vf3d.preprocess.edges import EDGE_TYPES, edge_types
+from vf3d.preprocess.guidance import preprocess
+from vf3d.preprocess.passes import GBuffer
 
 W, H = 240, 160
 

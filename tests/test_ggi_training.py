@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vf3d.ggi_training import GGI_TRAINING_PRESETS, GGITrainer, TrainingClip, latest_checkpoint, load_clip, save_clip
+from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, TrainingClip, latest_checkpoint, load_clip, save_clip
 from vf3d.models.cogvideo import tiny_cogvideo
 
 
@@ -59,7 +59,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     assert resumed.step == 6 and len(losses) == 6
     np.testing.assert_allclose(losses, reference, rtol=1e-4)
     resumed.export(tmp_path / "ggi.safetensors", losses)
-    from vf3d.ggi_training import load_ggi_weights
+    from vf3d.models.cogvideo import load_ggi_weights
     fresh = tiny_cogvideo(1)
     load_ggi_weights(fresh.transformer, tmp_path / "ggi.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(fresh.transformer.state_dict().values(),

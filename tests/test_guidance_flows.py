@@ -6,9 +6,10 @@ import math
 import blender_scenes
 import numpy as np
 
-from vf3d.camera import Intrinsics
-from vf3d.flows import pixel_centres, reprojection_flow, reprojection_flow_reference
-from vf3d.guidance import preprocess
+from vf3d.common.warp import pixel_centres
+from vf3d.preprocess.camera import Intrinsics
+from vf3d.preprocess.flows import reprojection_flow, reprojection_flow_reference
+from vf3d.preprocess.guidance import preprocess
 
 W, H = 96, 64
 

@@ -10,8 +10,8 @@ import blender_scenes
 import numpy as np
 import pytest
 
-from vf3d.camera import split_segments
-from vf3d.guidance import preprocess
+from vf3d.preprocess.camera import split_segments
+from vf3d.preprocess.guidance import preprocess
 from vf3d_assets.cli import main
 
 W, H = 48, 32

@@ -8,13 +8,19 @@ import torch
 
 from evaluation.consistency import background_consistency, subject_consistency, vbench_consistency
 from evaluation.metrics import METRICS, PAPER_TABLE2, evaluate_video
-from evaluation.models import (TINY_MUSIQ, full_metric_models, lpips_network, load_clip_vision, load_musiq,
-                               tiny_metric_models)
+from evaluation.models import (
+    TINY_MUSIQ,
+    full_metric_models,
+    load_clip_vision,
+    load_musiq,
+    lpips_network,
+    tiny_metric_models,
+)
 from evaluation.pseudo_gt import bracketing_anchors, fidelity, pseudo_gt
 from evaluation.quality import AestheticHead, load_aesthetic_head
 from evaluation.structure import histogram_equalise, psnr_d_from_disparity
-from vf3d.camera import Intrinsics
 from vf3d.models.weights import MissingWeightsError
+from vf3d.preprocess.camera import Intrinsics
 
 W, H, DISTANCE, SHIFT = 64, 48, 10.0, 4
 """A fronto-parallel plane at DISTANCE; each frame's camera steps right so the image content moves SHIFT px."""

@@ -10,7 +10,7 @@ from PIL import Image
 from vf3d.models.flux import CONTROLNET_FOLDER, FLUX_FOLDER, save_full_layout, tiny_flux
 from vf3d.models.store import ModelLocations, load_flux
 from vf3d.models.weights import MissingWeightsError
-from vf3d.sag import SAG_PRESETS, SAGPipeline
+from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
 from vf3d_assets.cli import main
 
 

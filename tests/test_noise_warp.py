@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy import stats
 
-from vf3d.flows import pixel_centres
-from vf3d.noise_warp import (
+from vf3d.common.warp import pixel_centres
+from vf3d.ggi.noise_warp import (
     WarpState,
     latent_noise,
     mix_with_fresh,

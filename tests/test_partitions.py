@@ -4,7 +4,7 @@ from dagster import DagsterInstance
 from dagster._core.definitions.data_version import extract_data_version_from_entry
 from dagster._core.definitions.observe import observe
 
-from vf3d.catalog import BENCHMARK_CATALOG, load_catalog
+from vf3d.benchmark.catalog import BENCHMARK_CATALOG, load_catalog
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.definitions import defs
 from vf3d_assets.partitions import from_scene, scene_partitions, scene_style_partitions, style_partitions

@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from vf3d.models.flux import tiny_flux
-from vf3d.sag import SAG_PRESETS, SAGPipeline
-from vf3d.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, transformer_targets
+from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
+from vf3d.sag.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, transformer_targets
 
 H, W = 48, 64
 

@@ -8,21 +8,12 @@ import torch
 from blender_scenes import dolly_over_plane, export_glb_with_trajectory
 from PIL import Image
 
-from vf3d.ggi_training import load_clip, save_clip
+from vf3d.ggi.training import load_clip, save_clip
+from vf3d.ggi.training_set import clip_from_render, clip_from_video, depth_to_image, read_video_frames, video_folders
+from vf3d.models.depth_estimator import estimate_depth, load_depth_estimator
 from vf3d.models.hed import ClassicalEdgeDetector
+from vf3d.models.raft import estimate_flows, forward_backward_valid, load_raft
 from vf3d.models.weights import MissingWeightsError
-from vf3d.training_set import (
-    clip_from_render,
-    clip_from_video,
-    depth_to_image,
-    estimate_depth,
-    estimate_flows,
-    forward_backward_valid,
-    load_depth_estimator,
-    load_raft,
-    read_video_frames,
-    video_folders,
-)
 
 torch.set_num_threads(1)
 W, H = 64, 48

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vf3d.video_io import chain_segments, read_mp4, write_mp4
+from vf3d.common.video_io import chain_segments, read_mp4, write_mp4
 
 
 def test_mp4_round_trip(tmp_path):

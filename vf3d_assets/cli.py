@@ -12,12 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
-from vf3d.errors import VF3DInputError
-from vf3d.guidance import DEFAULT_HEIGHT, DEFAULT_WIDTH
+from vf3d.common.errors import VF3DInputError
+from vf3d.preprocess.guidance import DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 
 def _preprocess(args: argparse.Namespace) -> None:
-    from vf3d.guidance import preprocess
+    from vf3d.preprocess.guidance import preprocess
 
     stats = preprocess(args.scene, args.out, args.width, args.height, args.trajectory)
     print(json.dumps({

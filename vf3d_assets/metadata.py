@@ -7,7 +7,7 @@ import base64
 import numpy as np
 from dagster import MetadataValue
 
-from vf3d.visualize import png_bytes
+from vf3d.common.visualize import png_bytes
 
 
 def image_markdown(image: np.ndarray, title: str) -> MetadataValue:

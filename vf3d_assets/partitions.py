@@ -2,7 +2,7 @@
 
 from dagster import MultiPartitionsDefinition, MultiToSingleDimensionPartitionMapping, StaticPartitionsDefinition
 
-from vf3d.catalog import active_catalog
+from vf3d.benchmark.catalog import active_catalog
 
 catalog = active_catalog()
 

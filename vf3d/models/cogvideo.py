@@ -20,8 +20,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-from diffusers import (AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline,
-                       CogVideoXTransformer3DModel)
+from diffusers import (
+    AutoencoderKLCogVideoX,
+    CogVideoXDPMScheduler,
+    CogVideoXImageToVideoPipeline,
+    CogVideoXTransformer3DModel,
+)
 from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -119,6 +123,16 @@ def ggi_state_dict(transformer: CogVideoXTransformer3DModel) -> dict[str, torch.
     """
     return {k.replace(".base_layer.", "."): v.detach().contiguous() for k, v in transformer.state_dict().items()
             if ".lora_" not in k}
+
+
+def load_ggi_weights(transformer: nn.Module, weights_file: Path) -> None:
+    """Load a `ggi_state_dict` file into a transformer, with or without a LoRA attached; every weight must load."""
+    saved = load_file(weights_file)
+    own = [k for k in transformer.state_dict() if ".lora_" not in k]
+    missing = [k for k in own if k.replace(".base_layer.", ".") not in saved]
+    if missing:
+        raise ValueError(f"{weights_file}: not a GGI weights file for this transformer (missing {missing[:3]} ...)")
+    transformer.load_state_dict({k: saved[k.replace(".base_layer.", ".")] for k in own}, strict=False)
 
 
 def tiny_cogvideo(seed: int = 0, widened: bool = True) -> GGIComponents:

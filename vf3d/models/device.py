@@ -20,6 +20,13 @@ OffloadName = Literal["none", "model", "sequential"]
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
+def model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype of a network's parameters."""
+    parameter = next(model.parameters())
+    return parameter.device, parameter.dtype
+
+
+
 class GPUOutOfMemoryError(RuntimeError):
     """A stage ran out of GPU memory; the message says which setting to change next."""
 

@@ -13,13 +13,31 @@ from typing import Literal
 
 import torch
 
-from vf3d.models.cogvideo import (COGVIDEO_FOLDER, COGVIDEO_REPO, GWTF_FILENAME, GWTF_REPO, GGIComponents,
-                                  load_full_ggi, missing_ggi_files, tiny_cogvideo, widen_patch_embed)
-from vf3d.models.flux import (CONTROLNET_FOLDER, CONTROLNET_REPO, FLUX_FOLDER, FLUX_REPO, FluxComponents,
-                              load_full_flux, missing_flux_files, tiny_flux)
+from vf3d.models.cogvideo import (
+    COGVIDEO_FOLDER,
+    COGVIDEO_REPO,
+    GWTF_FILENAME,
+    GWTF_REPO,
+    GGIComponents,
+    load_full_ggi,
+    load_ggi_weights,
+    missing_ggi_files,
+    tiny_cogvideo,
+    widen_patch_embed,
+)
+from vf3d.models.flux import (
+    CONTROLNET_FOLDER,
+    CONTROLNET_REPO,
+    FLUX_FOLDER,
+    FLUX_REPO,
+    FluxComponents,
+    load_full_flux,
+    missing_flux_files,
+    tiny_flux,
+)
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
+from vf3d.models.raft import RAFT_FILES
 from vf3d.models.weights import MissingWeightsError, hf_cache_snapshots
-from vf3d.training_set import RAFT_FILES
 
 Profile = Literal["tiny", "full"]
 
@@ -100,8 +118,6 @@ def load_ggi(profile: Profile, locations: ModelLocations, dtype: torch.dtype, gg
     `ggi_weights`: the fine-tuned GGI transformer; None = the base I2V model, widened with zero edge weights
     if `widened` (the start of GGI training), else as is (the training-free bidirectional method).
     """
-    from vf3d.ggi_training import load_ggi_weights
-
     if profile == "tiny":
         components = tiny_cogvideo(seed, widened=widened or ggi_weights is not None)
         if ggi_weights is not None:

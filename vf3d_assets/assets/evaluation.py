@@ -24,8 +24,8 @@ from evaluation.report import COLUMNS, benchmark_table, paper_rows_as_dicts, wri
 from resources.artifacts import ArtifactStore, content_hash
 from resources.gpu import GPU
 from resources.models import ModelStore
-from vf3d.atomic import atomic_dir, write_text_atomic
-from vf3d.camera import Intrinsics
+from vf3d.common.atomic import atomic_dir, write_text_atomic
+from vf3d.preprocess.camera import Intrinsics
 from vf3d_assets.assets.ggi import video
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance

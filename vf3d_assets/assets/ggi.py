@@ -24,15 +24,16 @@ from safetensors.torch import load_file, save_file
 from resources.artifacts import ArtifactStore, content_hash
 from resources.gpu import GPU
 from resources.models import ModelStore
-from vf3d.atomic import atomic_dir, atomic_file
-from vf3d.ggi import GGI_PRESETS, GGIPipeline
-from vf3d.ggi_training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip
-from vf3d.inbetween import generate_video, segment_noise
-from vf3d.noise_warp import noise_stats
-from vf3d.training_set import (clip_from_render, clip_from_video, load_depth_estimator, load_raft,
-                               read_video_frames, video_folders)
-from vf3d.video_io import write_mp4
-from vf3d.visualize import contact_sheet, line_plot
+from vf3d.common.atomic import atomic_dir, atomic_file
+from vf3d.common.video_io import write_mp4
+from vf3d.common.visualize import contact_sheet, line_plot
+from vf3d.ggi.inbetween import generate_video, segment_noise
+from vf3d.ggi.noise_warp import noise_stats
+from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
+from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip
+from vf3d.ggi.training_set import clip_from_render, clip_from_video, read_video_frames, video_folders
+from vf3d.models.depth_estimator import load_depth_estimator
+from vf3d.models.raft import load_raft
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.metadata import image_markdown
@@ -76,7 +77,7 @@ class TrainingSetConfig(Config):
     width: int = 96
     height: int = 64
     videos_dir: str = ""
-    """full: a DL3DV-style folder of videos (see vf3d.training_set); flows by RAFT, HED-S of estimated depth."""
+    """full: a DL3DV-style folder of videos (see vf3d.ggi.training_set); flows by RAFT, HED-S of estimated depth."""
     max_videos: int = 0
     """full: use at most this many videos (0 = all)."""
     frame_stride: int = 1

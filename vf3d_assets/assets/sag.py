@@ -21,11 +21,11 @@ from PIL import Image
 from resources.artifacts import ArtifactStore, content_hash
 from resources.gpu import GPU
 from resources.models import ModelStore
-from vf3d.anchors import anchor_frames, generate_anchors
+from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.models.hed import as_rgb
-from vf3d.sag import SAG_PRESETS, SAGPipeline, with_overrides
-from vf3d.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, training_size
-from vf3d.visualize import contact_sheet, line_plot
+from vf3d.sag.anchors import anchor_frames, generate_anchors
+from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, with_overrides
+from vf3d.sag.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, training_size
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.metadata import image_markdown

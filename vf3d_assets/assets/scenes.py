@@ -21,9 +21,9 @@ from PIL import Image
 
 from resources.artifacts import ArtifactStore, content_hash
 from resources.blender import BlenderRenderer
-from vf3d.atomic import write_text_atomic
-from vf3d.guidance import describe_shot
-from vf3d.visualize import contact_sheet, flow_to_rgb
+from vf3d.common.atomic import write_text_atomic
+from vf3d.common.visualize import contact_sheet, flow_to_rgb
+from vf3d.preprocess.guidance import describe_shot
 from vf3d_assets.metadata import image_markdown
 from vf3d_assets.partitions import catalog, scene_partitions
 

@@ -5,7 +5,7 @@ clips of static scenes: V = [E(x_0), 0.., E(x_N)], H = E(HED-S maps) (HED of dep
 noise = the clip's flow-warped noise. As in CogVideoX's training: v-prediction, the x0 recovered from it is
 compared with the clip's latents under the weight 1 / (1 - alpha_bar_t); the anchors' latents are
 noise-augmented with sigma = exp(N(-3, 0.5)); AdamW lr 5e-5, betas (0.9, 0.95), weight decay 1e-4.
-The math of the conditions is imported from `vf3d.ggi` and `vf3d.noise_warp`, shared with inference.
+The math of the conditions is imported from `vf3d.ggi.pipeline` and `vf3d.ggi.noise_warp`, shared with inference.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from vf3d.atomic import atomic_dir, atomic_file, write_text_atomic
-from vf3d.ggi import conditioning_latents, encode_video, model_input
-from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict
-from vf3d.noise_warp import warped_noise_for_segment
+from vf3d.common.atomic import atomic_dir, atomic_file, write_text_atomic
+from vf3d.ggi.noise_warp import warped_noise_for_segment
+from vf3d.ggi.pipeline import conditioning_latents, encode_video, model_input
+from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict, load_ggi_weights
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -90,16 +90,6 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     """The newest complete checkpoint (complete = renamed into place by `atomic_dir`)."""
     found = sorted(out_dir.glob(f"{CHECKPOINT_PREFIX}*"))
     return found[-1] if found else None
-
-
-def load_ggi_weights(transformer: torch.nn.Module, weights_file: Path) -> None:
-    """Load a `ggi_state_dict` file into a transformer, with or without a LoRA attached; every weight must load."""
-    saved = load_file(weights_file)
-    own = [k for k in transformer.state_dict() if ".lora_" not in k]
-    missing = [k for k in own if k.replace(".base_layer.", ".") not in saved]
-    if missing:
-        raise ValueError(f"{weights_file}: not a GGI weights file for this transformer (missing {missing[:3]} ...)")
-    transformer.load_state_dict({k: saved[k.replace(".base_layer.", ".")] for k in own}, strict=False)
 
 
 class GGITrainer:
@@ -228,7 +218,7 @@ class GGITrainer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m vf3d.ggi_training --clips DIR --out DIR [--preset tiny]`: train (resuming) on saved clips."""
+    """`python -m vf3d.ggi.training --clips DIR --out DIR [--preset tiny]`: train (resuming) on saved clips."""
     import argparse
 
     from vf3d.models.cogvideo import tiny_cogvideo

@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vf3d.camera import Intrinsics, project
+from vf3d.common.warp import pixel_centres
+from vf3d.preprocess.camera import Intrinsics, project
 
 DEPTH_TOLERANCE = 0.01
 """Relative depth slack of the visibility test (1% of the depth)."""
-
-
-def pixel_centres(height: int, width: int) -> np.ndarray:
-    """(H, W, 2) pixel-centre coordinates (x + 0.5, y + 0.5)."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-    return np.stack([xs, ys], axis=-1)
 
 
 def _neighbour_depths(depth_j: np.ndarray, uv: np.ndarray) -> np.ndarray:

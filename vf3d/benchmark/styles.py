@@ -5,7 +5,7 @@ the photographic reference. `painterly.png` renders a lakeside village at golden
 into a painting with a Kuwahara filter, a saturated palette, soft colour quantisation and a canvas
 texture. No downloads; CPU Cycles, about half a minute each on two cores.
 
-    python -m vf3d.benchmark_styles --out benchmark/styles
+    python -m vf3d.benchmark.styles --out benchmark/styles
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from mathutils import Vector
 
-from vf3d.benchmark_scenes import (
+from vf3d.benchmark.scenes import (
     Place,
     box,
     cone,

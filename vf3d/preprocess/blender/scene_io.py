@@ -1,7 +1,7 @@
 """Open a shot in Blender without running its code, and read its camera trajectory.
 
 A shot is either a `.blend` with an animated scene camera, or a `.glb`/`.gltf`/`.obj` mesh plus a
-trajectory JSON (`vf3d.trajectory`). After `load_shot` the current bpy scene holds only the geometry to
+trajectory JSON (`vf3d.preprocess.trajectory`). After `load_shot` the current bpy scene holds only the geometry to
 render and a camera named `RENDER_CAMERA` that `render.render_frame` poses frame by frame.
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from vf3d.blender import quiet_stdout
-from vf3d.camera import Intrinsics, blender_to_opencv_c2w
-from vf3d.errors import VF3DInputError
-from vf3d.trajectory import Trajectory, check_moving, load_trajectory_json
+from vf3d.common.errors import VF3DInputError
+from vf3d.preprocess.blender import quiet_stdout
+from vf3d.preprocess.camera import Intrinsics, blender_to_opencv_c2w
+from vf3d.preprocess.trajectory import Trajectory, check_moving, load_trajectory_json
 
 MESH_EXTENSIONS = (".glb", ".gltf", ".obj")
 SUPPORTED_EXTENSIONS = (".blend", *MESH_EXTENSIONS)

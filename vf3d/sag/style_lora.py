@@ -23,7 +23,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from vf3d.atomic import atomic_dir
+from vf3d.common.atomic import atomic_dir
 from vf3d.models.flux import FluxComponents
 
 ATTENTION = r"attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"

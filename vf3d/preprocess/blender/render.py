@@ -2,7 +2,7 @@
 
 One Cycles pass per frame with 1 sample and a 0.01 px box filter gives, exactly at pixel centres,
 world positions, shading normals, object and material indices, and a background mask. Edges, depth
-and flows (`vf3d.edges`, `vf3d.flows`) are all computed from these buffers.
+and flows (`vf3d.preprocess.edges`, `vf3d.preprocess.flows`) are all computed from these buffers.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 import OpenEXR
 from mathutils import Matrix
 
-from vf3d.blender import quiet_stdout
-from vf3d.camera import opencv_to_blender_c2w
-from vf3d.passes import GBuffer
-from vf3d.trajectory import Trajectory
+from vf3d.preprocess.blender import quiet_stdout
+from vf3d.preprocess.camera import opencv_to_blender_c2w
+from vf3d.preprocess.passes import GBuffer
+from vf3d.preprocess.trajectory import Trajectory
 
 LAYER = "ViewLayer"
 BACKGROUND_Z = 1.0e9  # Cycles writes 1e10 in the Z pass where a ray hits nothing

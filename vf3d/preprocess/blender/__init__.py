@@ -1,7 +1,9 @@
-"""Blender as a data parser: every line of bpy code in vf3d lives in this package.
+"""Blender as a data parser: every line of bpy code of the pipeline lives in this package (the benchmark's
+scene-building scripts, `vf3d.benchmark.scenes`/`styles`, are the only other bpy users).
 
 `scene_io` opens or imports a shot safely and reads its camera; `render` renders the per-frame
-passes (world position, normal, object/material index, depth) that every guidance map is computed from.
+passes (world position, normal, object/material index, depth) that every guidance map is computed from;
+`textured` renders a shot with random textures for GGI training clips.
 """
 
 import contextlib

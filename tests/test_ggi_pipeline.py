@@ -10,9 +10,15 @@ import torch
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file
 
-from vf3d.ggi import GGI_PRESETS, GGIPipeline, conditioning_latents, encode_video, model_input
-from vf3d.models.cogvideo import (GWTF_ADAPTER, ggi_state_dict, load_full_ggi, save_full_layout, tiny_cogvideo,
-                                  widen_patch_embed)
+from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline, conditioning_latents, encode_video, model_input
+from vf3d.models.cogvideo import (
+    GWTF_ADAPTER,
+    ggi_state_dict,
+    load_full_ggi,
+    save_full_layout,
+    tiny_cogvideo,
+    widen_patch_embed,
+)
 from vf3d.models.weights import MissingWeightsError
 
 H, W = 48, 64

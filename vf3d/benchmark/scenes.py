@@ -5,7 +5,7 @@ scenes. We cannot ship the authors' models, so each scene here is built in Blend
 primitives (boxes, cylinders, cones, gable-roof wedges, extruded profiles) with an animated camera
 keyed on every frame. Builds are deterministic (`random.Random(key)` seeds all variation).
 
-    python -m vf3d.benchmark_scenes --out benchmark/scenes [--only KEY ...]
+    python -m vf3d.benchmark.scenes --out benchmark/scenes [--only KEY ...]
 
 writes `{key}.blend` for every scene (compressed, atomic rename).
 """

@@ -8,7 +8,7 @@ Output folder layout (documented in the README)::
     flows/seg{k:03d}.npz      forward (N, H, W, 2) f_i->i+1, forward_valid (N, H, W),
                               end_to_start (H, W, 2) f_N->0, end_to_start_valid (H, W)
 
-The folder is written under a temporary name and renamed when complete (`vf3d.atomic`).
+The folder is written under a temporary name and renamed when complete (`vf3d.common.atomic`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vf3d.atomic import atomic_dir
-from vf3d.depth import planar_depth
-from vf3d.edges import EdgeSettings, edge_map
-from vf3d.flows import reprojection_flow
-from vf3d.passes import GBuffer
-from vf3d.trajectory import Trajectory
+from vf3d.common.atomic import atomic_dir
+from vf3d.preprocess.depth import planar_depth
+from vf3d.preprocess.edges import EdgeSettings, edge_map
+from vf3d.preprocess.flows import reprojection_flow
+from vf3d.preprocess.passes import GBuffer
+from vf3d.preprocess.trajectory import Trajectory
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 720, 480
 META_VERSION = 1
@@ -78,7 +78,7 @@ def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | Non
 
 def describe_shot(source: str | Path, width: int, height: int, trajectory: str | Path | None = None) -> dict:
     """Open a shot with Blender (no render) and return its `shot_description`; validates every input."""
-    from vf3d.blender.scene_io import load_shot
+    from vf3d.preprocess.blender.scene_io import load_shot
 
     trajectory = None if trajectory is None else Path(trajectory)
     return shot_description(load_shot(source, width, height, trajectory), Path(source), trajectory)
@@ -105,7 +105,7 @@ def preprocess(
         source: `.blend` with an animated scene camera, or `.glb`/`.gltf`/`.obj` with `trajectory`.
         out_dir: output folder (layout in the module docstring).
         width, height: render size (paper: 720x480).
-        trajectory: trajectory JSON for mesh files (`vf3d.trajectory`).
+        trajectory: trajectory JSON for mesh files (`vf3d.preprocess.trajectory`).
         edge_settings: edge detection settings.
         threads: Cycles render threads (None = all cores).
         progress: called with (frames done, total frames).
@@ -113,8 +113,8 @@ def preprocess(
     # bpy is imported here so the numeric modules stay importable (and testable) without Blender loaded.
     import bpy
 
-    from vf3d.blender.render import configure_render, render_frame
-    from vf3d.blender.scene_io import load_shot
+    from vf3d.preprocess.blender.render import configure_render, render_frame
+    from vf3d.preprocess.blender.scene_io import load_shot
 
     source, out_dir = Path(source), Path(out_dir)
     trajectory = None if trajectory is None else Path(trajectory)

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vf3d.atomic import atomic_file
+from vf3d.common.atomic import atomic_file
 
 
 def write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 8.0, crf: int = 18) -> None:

@@ -6,7 +6,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vf3d.flows import pixel_centres
+
+def pixel_centres(height: int, width: int) -> np.ndarray:
+    """(H, W, 2) pixel-centre coordinates (x + 0.5, y + 0.5)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    return np.stack([xs, ys], axis=-1)
 
 
 def warp_image(image_j: np.ndarray, flow_i_to_j: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from vf3d.passes import GBuffer
+from vf3d.preprocess.passes import GBuffer
 
 
 @dataclass(frozen=True)

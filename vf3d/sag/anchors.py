@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vf3d.atomic import atomic_dir
+from vf3d.common.atomic import atomic_dir
+from vf3d.common.warp import warp_image
 from vf3d.models.hed import EdgeDetector, as_rgb
-from vf3d.sag import SAGPipeline, SAGSettings, unobserved_mask
-from vf3d.warp import warp_image
+from vf3d.sag.sampling import SAGPipeline, SAGSettings, unobserved_mask
 
 
 @dataclass

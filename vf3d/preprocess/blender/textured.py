@@ -1,7 +1,7 @@
 """Training clips for GGI in the tiny profile: benchmark shots rendered with random textures and light.
 
 Real videos with exact flows and depth: the RGB frames come from Cycles with procedural noise textures in
-random colours, a sun and a sky; flows and depth come from the same shot's G-buffer (`vf3d.guidance`).
+random colours, a sun and a sky; flows and depth come from the same shot's G-buffer (`vf3d.preprocess.guidance`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 from mathutils import Matrix
 from PIL import Image
 
-from vf3d.blender import quiet_stdout
-from vf3d.blender.scene_io import load_shot
-from vf3d.camera import opencv_to_blender_c2w
-from vf3d.trajectory import Trajectory
+from vf3d.preprocess.blender import quiet_stdout
+from vf3d.preprocess.blender.scene_io import load_shot
+from vf3d.preprocess.camera import opencv_to_blender_c2w
+from vf3d.preprocess.trajectory import Trajectory
 
 
 def _random_material(material: bpy.types.Material, rng: random.Random) -> None:

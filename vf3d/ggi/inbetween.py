@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vf3d.ggi import GGIPipeline, GGISettings
+from vf3d.common.video_io import chain_segments
+from vf3d.ggi.noise_warp import warped_noise_for_segment
+from vf3d.ggi.pipeline import GGIPipeline, GGISettings
 from vf3d.models.hed import EdgeDetector
-from vf3d.noise_warp import warped_noise_for_segment
-from vf3d.video_io import chain_segments
 
 
 def padded_flows(flows: np.ndarray, valid: np.ndarray, intervals: int) -> tuple[np.ndarray, np.ndarray]:

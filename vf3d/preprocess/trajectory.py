@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vf3d.camera import BLENDER_TO_OPENCV_AXES, Y_UP_TO_Z_UP, Intrinsics, split_segments
-from vf3d.errors import VF3DInputError, read_json_object
+from vf3d.common.errors import VF3DInputError, read_json_object
+from vf3d.preprocess.camera import BLENDER_TO_OPENCV_AXES, Y_UP_TO_Z_UP, Intrinsics, split_segments
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from vf3d.errors import VF3DInputError, read_json_object
+from vf3d.common.errors import VF3DInputError, read_json_object
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK_CATALOG = REPO_ROOT / "benchmark" / "catalog.json"
 USER_CATALOG_ENV = "VF3D_USER_CATALOG"
 BENCHMARK_CATALOG_ENV = "VF3D_BENCHMARK_CATALOG"

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from vf3d.common.warp import warp_image
 from vf3d.models.flux import tiny_flux
-from vf3d.sag import SAG_PRESETS, SAGPipeline, unobserved_mask, with_overrides
-from vf3d.warp import warp_image
+from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, unobserved_mask, with_overrides
 
 H, W = 48, 64
 
