@@ -28,4 +28,4 @@ class BlenderRenderer(ConfigurableResource):
     def render_guidance(self, scene: SceneEntry, out_dir: Path,
                         progress: Callable[[int, int], None] | None = None) -> GuidanceStats:
         return preprocess(scene.source, out_dir, scene.width, scene.height, scene.trajectory,
-                          self.edge_settings(), self.threads or None, progress)
+                          self.edge_settings(), self.threads or None, progress, scene.library_paths)

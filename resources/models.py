@@ -10,9 +10,9 @@ import torch
 from dagster import ConfigurableResource
 
 from resources.artifacts import default_home
+from vf3d.models.cogvideo import GGIComponents
 from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
-from vf3d.models.cogvideo import GGIComponents
 from vf3d.models.store import ModelLocations, default_hf_cache, load_flux, load_ggi
 
 if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run

@@ -27,11 +27,16 @@ def test_benchmark_is_16_scenes_by_3_styles():
 def test_user_catalog_paths_are_relative_to_it(tmp_path):
     user = tmp_path / "mine.json"
     user.write_text(json.dumps({"scenes": [{"key": "shot", "source": "a/shot.glb", "trajectory": "a/t.json",
-                                            "render": {"width": 360, "height": 240}}]}))
+                                            "render": {"width": 368, "height": 240}}]}))
     catalog = load_catalog([BENCHMARK_CATALOG, user])
     shot = catalog.scene("shot")
     assert shot.source == tmp_path / "a" / "shot.glb" and shot.trajectory == tmp_path / "a" / "t.json"
-    assert (shot.width, shot.height, shot.category) == (360, 240, "user")
+    assert (shot.width, shot.height, shot.category) == (368, 240, "user")
+    with pytest.raises(VF3DInputError, match="shot.glb: scene 'shot': file not found"):
+        shot.input_files()
+    (tmp_path / "a").mkdir()
+    shot.source.write_bytes(b"glTF")
+    shot.trajectory.write_text("{}")
     assert shot.input_files() == [shot.source, shot.trajectory]
 
 

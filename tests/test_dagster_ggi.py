@@ -3,7 +3,8 @@
 import blender_scenes
 import numpy as np
 from conftest import USER_CATALOG_DIR
-from dagster import MultiPartitionKey, materialize
+from dagster import AssetKey, DagsterInstance, MultiPartitionKey, materialize
+from dagster._core.definitions.data_version import StaleStatus
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
 from vf3d.common.video_io import read_mp4
@@ -11,6 +12,7 @@ from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, warped_
 from vf3d_assets.assets.sag import anchors, style_lora
 from vf3d_assets.assets.scenes import guidance, scene, scene_source
 from vf3d_assets.assets.styles import style_reference
+from vf3d_assets.staleness import partition_status
 
 ASSETS = [scene_source, style_reference, scene, guidance, warped_noise, style_lora, anchors, ggi_training_set,
           ggi_weights, video]
@@ -21,9 +23,11 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     blender_scenes.dolly_over_plane(USER_CATALOG_DIR / "shot_b.blend", frames=50, step=0.02, occluder=True)
     resources = {"artifacts": ArtifactStore(root=str(tmp_path)), "blender": BlenderRenderer(threads=1),
                  "models": ModelStore(profile="tiny"), "gpu": GPU(device="cpu")}
+    instance = DagsterInstance.ephemeral()
 
     def run(selection, key=None, config=None):
-        result = materialize(ASSETS, selection=selection, partition_key=key, resources=resources, run_config=config)
+        result = materialize(ASSETS, selection=selection, partition_key=key, resources=resources, run_config=config,
+                             instance=instance)
         assert result.success
         return result
 
@@ -31,9 +35,10 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     noise_meta = run(["warped_noise"], "test_shot_b").get_asset_materialization_events()[0].materialization.metadata
     assert noise_meta["segments"].value == 2 and noise_meta["shape"].value == "(13, 16, 6, 8)"
     run(["style_lora"], "photo", {"ops": {"style_lora": {"config": {"steps": 3}}}})
-    run(["ggi_training_set"], config={"ops": {"ggi_training_set": {"config": {
-        "scenes": ["test_shot_b"], "width": 64, "height": 48}}}})
-    trained = run(["ggi_weights"], config={"ops": {"ggi_weights": {"config": {"steps": 4}}}})
+    training_set = {"scenes": ["test_shot_b"], "width": 64, "height": 48}
+    run(["ggi_training_set"], config={"ops": {"ggi_training_set": {"config": training_set}}})
+    weights_config = {"ops": {"ggi_weights": {"config": {"steps": 4}}}}
+    trained = run(["ggi_weights"], config=weights_config)
     assert {c.check_name for c in trained.get_asset_check_evaluations()} == {"loss_decreased"}
     partition = MultiPartitionKey({"scene": "test_shot_b", "style": "photo"})
     result = run(["anchors", "video"], partition)
@@ -49,3 +54,17 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     bidirectional = run(["video"], partition, {"ops": {"video": {"config": {"method": "bidirectional"}}}})
     assert bidirectional.get_asset_materialization_events()[0].materialization.metadata["method"].value == \
         "bidirectional"
+
+    # A new training set retrains (no resume of the finished run): new weights, new data version, stale videos.
+    def weights_version():
+        record = instance.get_latest_data_version_record(AssetKey("ggi_weights"))
+        return record.asset_materialization.tags["dagster/data_version"]
+
+    first = weights_version()
+    assert partition_status(instance, ASSETS, "video", partition) == StaleStatus.FRESH
+    run(["ggi_training_set"], config={"ops": {"ggi_training_set": {"config": {**training_set, "clips_per_scene": 2}}}})
+    assert partition_status(instance, ASSETS, "ggi_weights", None) == StaleStatus.STALE
+    run(["ggi_weights"], config=weights_config)
+    assert weights_version() != first
+    assert partition_status(instance, ASSETS, "video", partition) == StaleStatus.STALE
+    assert len(list((tmp_path / "ggi_weights" / "all" / "checkpoints").iterdir())) == 1  # the old run is gone

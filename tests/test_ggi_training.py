@@ -1,10 +1,15 @@
 """GGI training on tiny CogVideoX: the loss falls, and an interrupted run resumes from its checkpoint."""
 
+import os
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, TrainingClip, latest_checkpoint, load_clip, save_clip
+from vf3d.ggi.training import (GGI_TRAINING_PRESETS, GGITrainer, TrainingClip, latest_checkpoint, load_clip, save_clip,
+                               training_run_key)
 from vf3d.models.cogvideo import tiny_cogvideo
 
 
@@ -64,3 +69,51 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     load_ggi_weights(fresh.transformer, tmp_path / "ggi.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(fresh.transformer.state_dict().values(),
                                                  resumed.components.transformer.state_dict().values()))
+
+
+def test_new_inputs_retrain_from_the_start_and_old_runs_are_removed(tmp_path):
+    settings = _trainer().settings
+    first_key = training_run_key("clips-v1", settings, "tiny")
+    first = _trainer()
+    first_losses = first.train([_clip()], tmp_path / "checkpoints", run_key=first_key)
+    assert first.step == 6 and len(first_losses) == 6
+    # Same inputs: the finished run is resumed, nothing is trained again.
+    again = _trainer()
+    assert again.train([_clip()], tmp_path / "checkpoints", run_key=first_key) == first_losses
+    # Other clips (another data version): a fresh run from step 0, with other weights.
+    other = TrainingClip([np.ascontiguousarray(f[::-1]) for f in _clip().frames], *(_clip().__dict__[k] for k in
+                         ("flows", "valid", "structure")))
+    second_key = training_run_key("clips-v2", settings, "tiny")
+    assert second_key != first_key
+    second = _trainer()
+    losses = second.train([other], tmp_path / "checkpoints", run_key=second_key)
+    assert len(losses) == 6 and losses[0] != first_losses[0]
+    assert not all(torch.equal(a, b) for a, b in zip(first.components.transformer.state_dict().values(),
+                                                     second.components.transformer.state_dict().values()))
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"run-{second_key}"]
+    # Changed settings are new inputs too.
+    assert training_run_key("clips-v1", settings.__class__(**{**settings.__dict__, "steps": 7}), "tiny") != first_key
+
+
+def test_a_malicious_training_state_is_refused(tmp_path):
+    trainer = _trainer(steps=2)
+    trainer.train([_clip()], tmp_path / "run")
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"optimizer": Payload()}, checkpoint / "training_state.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        _trainer(steps=2).resume(checkpoint, torch.Generator())
+    assert not marker.exists()
+
+
+def test_every_torch_load_is_weights_only():
+    root = Path(__file__).resolve().parents[1]
+    loads = [(p, line) for folder in ("vf3d", "evaluation", "resources", "vf3d_assets", "scripts")
+             for p in (root / folder).rglob("*.py") for line in p.read_text().splitlines() if "torch.load(" in line]
+    assert loads, "the scan found no torch.load at all"
+    assert [f"{p}: {line.strip()}" for p, line in loads if "weights_only=True" not in line] == []

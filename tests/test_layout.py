@@ -11,6 +11,7 @@ import vf3d
 PACKAGE = Path(vf3d.__file__).parent
 STAGES = ("preprocess", "sag", "ggi", "benchmark")
 ALLOWED_BELOW = {"common": set(), "models": {"common"}} | {stage: {"common", "models"} for stage in STAGES}
+ALLOWED_BELOW["benchmark"] |= {"preprocess"}  # the benchmark is a list of shots: it reads them as preprocessing does
 CROSS_STAGE = {
     # GGI training renders textured shots and runs the preprocessing on them (paper Sec. 3.4, our tiny
     # profile's training data); nothing else crosses between stages.

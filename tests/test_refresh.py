@@ -76,3 +76,26 @@ def test_bumping_the_metrics_code_version_reruns_only_metrics(world):
     rerun = {(item.asset, item.partition) for item in refresh(instance, bumped, resources)}
     assert rerun == {("metrics", f"{scene}|{style}") for scene in SCENES for style in STYLES}
     assert stale_partitions(instance, bumped) == []
+
+
+def test_a_removed_scene_file_is_named_and_left_out_of_refresh(world):
+    from vf3d_assets.partitions import catalog
+    from vf3d_assets.staleness import explain, input_problems
+
+    instance, resources = world
+    shot = USER_CATALOG_DIR / "shot_b.blend"
+    saved = shot.read_bytes()
+    shot.unlink()
+    try:
+        observe_sources(instance, ALL_ASSETS)
+        problems = input_problems(catalog, scenes=SCENES, styles=STYLES)
+        assert list(problems.scenes) == ["test_shot_b"] and problems.styles == {}
+        # (metrics are stale from the code-version test above, in the assets as defined: left aside here)
+        listed = [str(explain(item, problems)) for item in stale_partitions(instance, ALL_ASSETS)
+                  if item.asset != "metrics"]
+        assert listed == [f"scene[test_shot_b]: input unusable: {shot}: scene 'test_shot_b': file not found"]
+        assert all(item.asset == "metrics" for item in refresh(instance, ALL_ASSETS, resources, problems=problems))
+    finally:
+        shot.write_bytes(saved)
+    observe_sources(instance, ALL_ASSETS)
+    assert [item for item in stale_partitions(instance, ALL_ASSETS) if item.asset != "metrics"] == []

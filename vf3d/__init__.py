@@ -11,7 +11,7 @@ One sub-package per stage of the paper's pipeline (Fig. 3), layered so that impo
     benchmark   the 16-scene x 3-style catalog and the scripts that built its scenes and references
 
 `common` imports nothing else of vf3d; `models` only `common`; a stage imports `common`, `models` and its
-own package. The one crossing between stages is GGI's training data, which renders textured shots and runs
+own package (the benchmark, a list of shots, also reads them with `preprocess`). The one crossing between stages is GGI's training data, which renders textured shots and runs
 the preprocessing on them (`vf3d.preprocess.guidance.preprocess`, `vf3d.preprocess.blender`); SAG and GGI
 share only what lives below them. `tests/test_layout.py` holds the tree to these rules. Nothing here imports
 Dagster: `vf3d_assets` wraps these functions as assets.

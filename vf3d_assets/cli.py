@@ -19,7 +19,8 @@ from vf3d.preprocess.guidance import DEFAULT_HEIGHT, DEFAULT_WIDTH
 def _preprocess(args: argparse.Namespace) -> None:
     from vf3d.preprocess.guidance import preprocess
 
-    stats = preprocess(args.scene, args.out, args.width, args.height, args.trajectory)
+    stats = preprocess(args.scene, args.out, args.width, args.height, args.trajectory,
+                       library_paths=args.allow_library)
     print(json.dumps({
         "out": str(args.out), "frames": stats.num_frames, "segments": stats.segments,
         "render_seconds": round(stats.render_seconds, 2), "flow_seconds": round(stats.flow_seconds, 2),
@@ -46,10 +47,12 @@ def _demo(args: argparse.Namespace) -> None:
 
     from vf3d_assets.definitions import defs
     from vf3d_assets.partitions import catalog
+    from vf3d_assets.staleness import check_partition_inputs
 
     scene_key = args.scene or (catalog.demo[0] if catalog.demo else sorted(catalog.scenes)[0])
     style_key = args.style or (catalog.demo[1] if catalog.demo else sorted(catalog.styles)[0])
     catalog.scene(scene_key), catalog.style(style_key)  # a bad key fails here, with the list of known keys
+    check_partition_inputs(catalog, scene_key, style_key)  # every input file, before any work starts
     instance = DagsterInstance.get()
     for source in ("scene_source", "style_reference"):
         observe([defs.resolve_assets_def(source)], instance=instance)
@@ -75,19 +78,27 @@ def _stale(args: argparse.Namespace) -> None:
 
     from vf3d_assets.assets import ALL_ASSETS
     from vf3d_assets.definitions import defs
-    from vf3d_assets.staleness import observe_sources, refresh, stale_partitions
+    from vf3d_assets.partitions import catalog
+    from vf3d_assets.staleness import explain, input_problems, observe_sources, refresh, stale_partitions
 
     instance = DagsterInstance.get()
-    if args.command == "refresh":
-        done = refresh(instance, ALL_ASSETS, defs.resources, lambda item: print(f"refreshing {item}", flush=True))
-        print(f"refreshed {len(done)} partition(s); nothing is stale")
-        return
     started = time.perf_counter()
-    observe_sources(instance, ALL_ASSETS)
-    stale = stale_partitions(instance, ALL_ASSETS)
-    for item in stale:
-        print(item)
-    print(f"{len(stale)} stale partition(s) ({time.perf_counter() - started:.1f} s)")
+    problems = input_problems(catalog)
+    for line in problems.lines():
+        print(f"unusable input: {line}", file=sys.stderr)
+    if args.command == "refresh":
+        done = refresh(instance, ALL_ASSETS, defs.resources, lambda item: print(f"refreshing {item}", flush=True),
+                       problems=problems)
+        print(f"refreshed {len(done)} partition(s); "
+              + ("nothing is stale" if not problems.lines() else "partitions with unusable inputs were left out"))
+    else:
+        observe_sources(instance, ALL_ASSETS)
+        stale = [explain(item, problems) for item in stale_partitions(instance, ALL_ASSETS)]
+        for item in stale:
+            print(item)
+        print(f"{len(stale)} stale partition(s) ({time.perf_counter() - started:.1f} s)")
+    if problems.lines():
+        raise SystemExit(2)
 
 
 def _ui(args: argparse.Namespace) -> None:
@@ -128,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", type=Path, help="trajectory JSON for mesh files (see README)")
     p.add_argument("--width", type=int, default=DEFAULT_WIDTH)
     p.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
+    p.add_argument("--allow-library", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder besides the shot's own from which a .blend may link libraries (repeatable)")
     p.set_defaults(run=_preprocess)
     d = sub.add_parser("demo", help="materialize the demo partition through Dagster in the persistent instance")
     d.add_argument("--scene", help="scene key (default: the catalog's demo scene)")

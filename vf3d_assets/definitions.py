@@ -4,8 +4,8 @@ from dagster import Definitions, define_asset_job
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
 from vf3d_assets.assets import ALL_ASSETS
-from vf3d_assets.sensors import stale_partitions_sensor
 from vf3d_assets.partitions import scene_partitions, scene_style_partitions, style_partitions
+from vf3d_assets.sensors import stale_partitions_sensor
 
 scene_job = define_asset_job("scene_guidance", selection=["scene", "guidance", "warped_noise"],
                              partitions_def=scene_partitions,

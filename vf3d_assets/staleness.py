@@ -19,6 +19,10 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.definitions.observe import observe
 from dagster._time import get_current_datetime
 
+from vf3d.benchmark.catalog import Catalog
+from vf3d.common.errors import VF3DInputError
+from vf3d.common.limits import check_reference_image
+
 Assets = Sequence[AssetsDefinition | SourceAsset]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the CLI prints its own one-liners
 
@@ -65,6 +69,58 @@ def observe_sources(instance: DagsterInstance, assets: Assets) -> None:
         observe([source], instance=instance, run_config=QUIET)
 
 
+@dataclass(frozen=True)
+class InputProblems:
+    """Scenes and styles whose input files cannot be used, each with its one-line error."""
+
+    scenes: dict[str, str] = field(default_factory=dict)
+    styles: dict[str, str] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        return [f"scene {k}: {m}" for k, m in sorted(self.scenes.items())] + \
+               [f"style {k}: {m}" for k, m in sorted(self.styles.items())]
+
+    def blocking(self, partition: str | None) -> str | None:
+        """The problem that keeps a partition from running (per-scene, per-style or scene|style key)."""
+        for part in (partition or "").split("|"):
+            if part in self.scenes or part in self.styles:
+                return self.scenes.get(part) or self.styles[part]
+        return None
+
+
+def input_problems(catalog: Catalog, scenes: Sequence[str] | None = None,
+                   styles: Sequence[str] | None = None) -> InputProblems:
+    """Check every scene's files (missing, linked libraries) and style reference (opened, decoded, size)."""
+    problems = InputProblems()
+    for key in catalog.scenes if scenes is None else scenes:
+        try:
+            catalog.scene(key).input_files()
+        except VF3DInputError as exc:
+            problems.scenes[key] = str(exc)
+    for key in catalog.styles if styles is None else styles:
+        try:
+            check_reference_image(catalog.style(key).reference)
+        except VF3DInputError as exc:
+            problems.styles[key] = str(exc)
+    return problems
+
+
+def check_partition_inputs(catalog: Catalog, scene: str, style: str) -> None:
+    """Raise the first input problem of one scene x style partition (before any work starts)."""
+    problems = input_problems(catalog, [scene], [style])
+    for message in (*problems.scenes.values(), *problems.styles.values()):
+        where, _, problem = message.partition(": ")
+        raise VF3DInputError(where, problem)
+
+
+def explain(item: StalePartition, problems: InputProblems) -> StalePartition:
+    """A stale partition whose input file is missing or unusable says so, not "new dependency data version"."""
+    problem = problems.blocking(item.partition)
+    if problem is None:
+        return item
+    return StalePartition(item.asset, item.partition, (f"input unusable: {problem}",))
+
+
 def stale_partitions(instance: DagsterInstance, assets: Assets) -> list[StalePartition]:
     """Every stale (asset, partition) in graph order; never-materialized partitions are not stale (missing)."""
     resolver = stale_resolver(instance, assets)
@@ -83,12 +139,16 @@ def stale_partitions(instance: DagsterInstance, assets: Assets) -> list[StalePar
 
 
 def refresh(instance: DagsterInstance, assets: Assets, resources: Mapping[str, object],
-            report: Callable[[StalePartition], None] | None = None, max_rounds: int = 20) -> list[StalePartition]:
-    """Observe sources, then materialize stale partitions layer by layer until nothing is stale."""
+            report: Callable[[StalePartition], None] | None = None, max_rounds: int = 20,
+            problems: InputProblems = InputProblems()) -> list[StalePartition]:
+    """Observe sources, then materialize stale partitions layer by layer until nothing is stale.
+
+    Partitions blocked by an input problem are left out (they stay stale and `vf3d stale` names the file).
+    """
     observe_sources(instance, assets)
     done: list[StalePartition] = []
     for _ in range(max_rounds):
-        stale = stale_partitions(instance, assets)
+        stale = [s for s in stale_partitions(instance, assets) if problems.blocking(s.partition) is None]
         if not stale:
             return done
         first = stale[0].asset  # the most upstream stale asset: its reruns decide what goes stale next

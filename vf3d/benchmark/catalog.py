@@ -5,7 +5,8 @@ shots in catalog files of the same format outside the benchmark, named by `VF3D_
 (several paths separated by `os.pathsep`). Paths inside a catalog are relative to the catalog file.
 
 Scene entry: {"key", "category", "source" (.blend/.glb/.gltf/.obj), "trajectory" (JSON, mesh files only),
-"description", "motion", "segments", "render": {"width", "height"} (optional override)}.
+"description", "motion", "segments", "render": {"width", "height"} (optional override; multiples of 16),
+"library_paths" (folders besides the shot's own from which a .blend may link libraries)}.
 Style entry: {"key", "reference" (image), "identifier" (LoRA prompt), "post_prompt" (or null), "description"}.
 """
 
@@ -18,6 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from vf3d.common.errors import VF3DInputError, read_json_object
+from vf3d.common.limits import RENDER_MULTIPLE, check_render_size
+from vf3d.preprocess.blend_libraries import linked_libraries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK_CATALOG = REPO_ROOT / "benchmark" / "catalog.json"
@@ -40,10 +43,22 @@ class SceneEntry:
     width: int = 720
     height: int = 480
     catalog: Path | None = None
+    library_paths: tuple[Path, ...] = ()
+    """Folders besides the shot's own from which a `.blend` may link libraries."""
 
     def input_files(self) -> list[Path]:
-        """Files whose content defines the shot: an edit to any of them makes the scene stale."""
-        return [self.source] + ([self.trajectory] if self.trajectory else [])
+        """Files whose content defines the shot: an edit to any of them makes the scene stale.
+
+        For a `.blend`, every library it links (transitively) is one of them; a link outside the shot's
+        folder and `library_paths`, a missing library or a missing file raises `VF3DInputError`.
+        """
+        files = [self.source] + ([self.trajectory] if self.trajectory else [])
+        for file in files:
+            if not file.is_file():
+                raise VF3DInputError(file, f"scene '{self.key}': file not found")
+        if self.source.suffix.lower() == ".blend":
+            files += [lib.path for lib in linked_libraries(self.source, self.library_paths)]
+        return files
 
 
 @dataclass(frozen=True)
@@ -88,10 +103,17 @@ def _key(entry: dict, path: Path, kind: str) -> str:
 
 def _size(entry: dict, defaults: dict, path: Path, key: str) -> tuple[int, int]:
     render = {**defaults, **(entry.get("render") or {})}
-    width, height = render.get("width", 720), render.get("height", 480)
-    if not (isinstance(width, int) and isinstance(height, int) and width >= 8 and height >= 8):
-        raise VF3DInputError(path, f"scene '{key}': render size must be integers >= 8, got {width}x{height}")
-    return width, height
+    try:
+        return check_render_size(path, render.get("width", 720), render.get("height", 480), RENDER_MULTIPLE)
+    except VF3DInputError as exc:
+        raise VF3DInputError(path, f"scene '{key}': {exc.problem}") from None
+
+
+def _library_paths(entry: dict, path: Path, key: str) -> tuple[Path, ...]:
+    folders = entry.get("library_paths", [])
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        raise VF3DInputError(path, f"scene '{key}': 'library_paths' must be a list of folder paths")
+    return tuple((path.parent / f).resolve() for f in folders)
 
 
 def _scene(entry: dict, path: Path, defaults: dict, default_category: str) -> SceneEntry:
@@ -114,6 +136,7 @@ def _scene(entry: dict, path: Path, defaults: dict, default_category: str) -> Sc
         width=width,
         height=height,
         catalog=path,
+        library_paths=_library_paths(entry, path, key),
     )
 
 
@@ -146,7 +169,8 @@ def _demo(block: dict, path: Path, scenes: dict[str, SceneEntry]) -> tuple[str, 
     width, height = _size(block, {}, path, DEMO_KEY)
     base = scenes[scene_key]
     scenes[DEMO_KEY] = SceneEntry(DEMO_KEY, "demo", base.source, base.trajectory,
-                                  f"demo: {scene_key} at {width}x{height}", base.motion, base.segments, width, height, path)
+                                  f"demo: {scene_key} at {width}x{height}", base.motion, base.segments, width, height, path,
+                                  base.library_paths)
     return DEMO_KEY, style_key
 
 

@@ -10,6 +10,7 @@ The math of the conditions is imported from `vf3d.ggi.pipeline` and `vf3d.ggi.no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -22,12 +23,14 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from vf3d.common.atomic import atomic_dir, atomic_file, write_text_atomic
+from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic
+from vf3d.common.hashing import content_hash
 from vf3d.ggi.noise_warp import warped_noise_for_segment
 from vf3d.ggi.pipeline import conditioning_latents, encode_video, model_input
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict, load_ggi_weights
 
 CHECKPOINT_PREFIX = "checkpoint-"
+RUN_PREFIX = "run-"
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,33 @@ def load_clip(folder: Path) -> TrainingClip:
                             json.loads((folder / "clip.json").read_text())["prompt"])
 
 
+def training_run_key(training_set_version: str, settings: GGITrainingSettings, base_model: str) -> str:
+    """The identity of a training run: its clips (their data version), its settings and its base model.
+
+    Checkpoints live under `run-<key>/`; a run resumes only from checkpoints of the same key, so new clips or
+    new settings train from the start instead of returning the weights of the previous inputs.
+    """
+    blob = json.dumps({"training_set": training_set_version, "settings": asdict(settings),
+                       "base_model": base_model}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def latest_checkpoint(out_dir: Path) -> Path | None:
     """The newest complete checkpoint (complete = renamed into place by `atomic_dir`)."""
     found = sorted(out_dir.glob(f"{CHECKPOINT_PREFIX}*"))
     return found[-1] if found else None
+
+
+def remove_other_runs(out_dir: Path, keep: Path) -> None:
+    """Delete the checkpoints of earlier runs (other inputs) in `out_dir`: only `run-*` folders that hold
+    nothing but vf3d-written checkpoints are touched."""
+    def written_here(entry: Path) -> bool:
+        return entry.name.startswith(TMP_PREFIX) or (
+            entry.is_dir() and entry.name.startswith(CHECKPOINT_PREFIX) and (entry / OWNER_MARKER).is_file())
+
+    for run in out_dir.glob(f"{RUN_PREFIX}*"):
+        if run != keep and run.is_dir() and all(written_here(e) for e in run.iterdir()):
+            shutil.rmtree(run, ignore_errors=True)
 
 
 class GGITrainer:
@@ -166,7 +192,8 @@ class GGITrainer:
 
     def resume(self, checkpoint: Path, generator: torch.Generator) -> list[float]:
         load_ggi_weights(self.components.transformer, checkpoint / "transformer.safetensors")
-        state = torch.load(checkpoint / "training_state.pt", weights_only=False)
+        # weights_only: the artifact volume may be shared (Kubernetes); a checkpoint never runs code.
+        state = torch.load(checkpoint / "training_state.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         info = json.loads((checkpoint / "state.json").read_text())
@@ -178,18 +205,21 @@ class GGITrainer:
         return [self.prepare(c, torch.Generator().manual_seed(self.settings.seed + k)) for k, c in enumerate(clips)]
 
     def train(self, clips: Sequence[TrainingClip] | None, out_dir: Path,
-              progress: Callable[[int, float], None] | None = None, batches: Sequence[dict] | None = None
-              ) -> list[float]:
-        """Train for `settings.steps`, resuming from the newest checkpoint in `out_dir`; returns all losses.
+              progress: Callable[[int, float], None] | None = None, batches: Sequence[dict] | None = None,
+              run_key: str | None = None) -> list[float]:
+        """Train for `settings.steps`, resuming from the newest checkpoint of the same run; returns all losses.
 
         `batches`: already `prepare_all`-ed clips (then `clips` may be None), so a caller that also evaluates
-        does not encode and warp every clip twice.
+        does not encode and warp every clip twice. `run_key` (`training_run_key`): checkpoints go to
+        `out_dir/run-<key>/` and only those are resumed; when the run completes, other runs' checkpoints in
+        `out_dir` are removed. None: `out_dir` itself holds the checkpoints (the caller keys it).
         """
         s = self.settings
-        out_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = out_dir / f"{RUN_PREFIX}{run_key}" if run_key else out_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
         generator = torch.Generator().manual_seed(s.seed)
         batches = list(batches) if batches is not None else self.prepare_all(clips)
-        checkpoint = latest_checkpoint(out_dir)
+        checkpoint = latest_checkpoint(run_dir)
         losses = self.resume(checkpoint, generator) if checkpoint else []
         self.components.transformer.train()
         while self.step < s.steps:
@@ -205,8 +235,10 @@ class GGITrainer:
             if progress:
                 progress(self.step, losses[-1])
             if self.step % s.checkpoint_every == 0 or self.step == s.steps:
-                self.save_checkpoint(out_dir, losses, generator)
+                self.save_checkpoint(run_dir, losses, generator)
         self.components.transformer.eval()
+        if run_key:
+            remove_other_runs(out_dir, keep=run_dir)
         return losses
 
     def export(self, weights_file: Path, losses: Sequence[float]) -> None:
@@ -229,9 +261,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--preset", choices=sorted(GGI_TRAINING_PRESETS), default="tiny")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    trainer = GGITrainer(tiny_cogvideo(0), GGI_TRAINING_PRESETS[args.preset])
+    settings = GGI_TRAINING_PRESETS[args.preset]
+    trainer = GGITrainer(tiny_cogvideo(0), settings)
     clips = [load_clip(folder) for folder in sorted(p for p in args.clips.iterdir() if (p / "clip.json").exists())]
-    losses = trainer.train(clips, args.out, lambda step, loss: print(f"step {step} loss {loss:.6f}", flush=True))
+    losses = trainer.train(clips, args.out, lambda step, loss: print(f"step {step} loss {loss:.6f}", flush=True),
+                           run_key=training_run_key(content_hash(args.clips), settings, "tiny_cogvideo(0)"))
     trainer.export(args.out / "ggi_weights.safetensors", losses)
 
 

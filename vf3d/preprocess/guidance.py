@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vf3d.common.atomic import atomic_dir
+from vf3d.common.atomic import atomic_dir, check_replaceable
+from vf3d.common.errors import VF3DInputError
+from vf3d.common.limits import available_memory_bytes
+from vf3d.preprocess.blend_libraries import linked_libraries
 from vf3d.preprocess.depth import planar_depth
 from vf3d.preprocess.edges import EdgeSettings, edge_map
 from vf3d.preprocess.flows import reprojection_flow
@@ -33,6 +36,9 @@ from vf3d.preprocess.trajectory import Trajectory
 
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 720, 480
 META_VERSION = 1
+BYTES_PER_PIXEL_IN_FLIGHT = 2 * 200
+"""Upper estimate per pixel of the frames in flight (two: one rendering, one post-processed): EXR channels,
+G-buffer arrays, edge and flow temporaries. Whole runs peaked at 0.76-0.92 GiB at 720x480 x 46 frames."""
 
 
 @dataclass
@@ -58,8 +64,11 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | None) -> dict:
-    """What defines a shot: image size, intrinsics, per-frame poses, segments, and the input files' hashes."""
+def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | None,
+                     library_paths: Sequence[str | Path] = ()) -> dict:
+    """What defines a shot: image size, intrinsics, per-frame poses, segments, and the input files' hashes
+    (the linked libraries of a `.blend` included, so that editing one changes the shot)."""
+    libraries = linked_libraries(source, library_paths) if source.suffix.lower() == ".blend" else []
     return {
         "version": META_VERSION,
         "width": traj.intrinsics.width,
@@ -73,15 +82,29 @@ def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | Non
         "segments": [list(s) for s in traj.segments()],
         "source": {"file": source.name, "sha256": file_sha256(source)},
         "trajectory": None if trajectory_file is None else {"file": trajectory_file.name, "sha256": file_sha256(trajectory_file)},
+        "libraries": [{"file": lib.stored, "sha256": file_sha256(lib.path)} for lib in libraries],
     }
 
 
-def describe_shot(source: str | Path, width: int, height: int, trajectory: str | Path | None = None) -> dict:
+def describe_shot(source: str | Path, width: int, height: int, trajectory: str | Path | None = None,
+                  library_paths: Sequence[str | Path] = ()) -> dict:
     """Open a shot with Blender (no render) and return its `shot_description`; validates every input."""
     from vf3d.preprocess.blender.scene_io import load_shot
 
     trajectory = None if trajectory is None else Path(trajectory)
-    return shot_description(load_shot(source, width, height, trajectory), Path(source), trajectory)
+    return shot_description(load_shot(source, width, height, trajectory, library_paths), Path(source), trajectory,
+                            library_paths)
+
+
+def check_memory(source: Path, width: int, height: int, num_frames: int, segment_frames: int) -> None:
+    """Refuse a render whose buffers would not fit in this machine's available memory (one line, before
+    rendering): depth of every frame, a segment's flows and masks, and per-frame G-buffers in flight."""
+    available = available_memory_bytes()
+    needed = width * height * (4 * num_frames + 9 * 2 * segment_frames + BYTES_PER_PIXEL_IN_FLIGHT)
+    if available is not None and needed > available:
+        raise VF3DInputError(source, f"rendering {num_frames} frames at {width}x{height} needs about "
+                                     f"{needed / 2**30:.1f} GiB of memory; {available / 2**30:.1f} GiB is available "
+                                     "(render smaller, or a shorter shot)")
 
 
 def _geometry_fraction(valid: np.ndarray, background: np.ndarray) -> float:
@@ -98,6 +121,7 @@ def preprocess(
     edge_settings: EdgeSettings = EdgeSettings(),
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    library_paths: Sequence[str | Path] = (),
 ) -> GuidanceStats:
     """Render edges, depth and flows of a shot into `out_dir` (replaced atomically when complete).
 
@@ -109,6 +133,11 @@ def preprocess(
         edge_settings: edge detection settings.
         threads: Cycles render threads (None = all cores).
         progress: called with (frames done, total frames).
+        library_paths: folders besides the shot's own from which a `.blend` may link libraries.
+
+    Every input is checked before rendering: the output must be new, empty or an earlier vf3d output that
+    holds no input (`vf3d.common.atomic.check_replaceable`), the size and memory within limits, the links
+    of a `.blend` inside its folder or `library_paths`.
     """
     # bpy is imported here so the numeric modules stay importable (and testable) without Blender loaded.
     import bpy
@@ -118,12 +147,15 @@ def preprocess(
 
     source, out_dir = Path(source), Path(out_dir)
     trajectory = None if trajectory is None else Path(trajectory)
+    inputs = (source, *([trajectory] if trajectory else []))
+    check_replaceable(out_dir, protect=inputs)
     started = time.perf_counter()
-    traj = load_shot(source, width, height, trajectory)
+    traj = load_shot(source, width, height, trajectory, library_paths)
+    check_memory(source, width, height, traj.num_frames, max(b - a + 1 for a, b in traj.segments()))
     scene = bpy.context.scene
     configure_render(scene, width, height, threads)
     stats = GuidanceStats(traj.num_frames, traj.segments(), [], [], [])
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, protect=inputs) as tmp:
         scratch = tmp / ".scratch"
         scratch.mkdir()
         frames = _FrameProcessor(traj, tmp, edge_settings, stats)
@@ -144,7 +176,7 @@ def preprocess(
                 future.result()
         scratch.rmdir()
         np.save(tmp / "depth.npy", frames.depth)
-        meta = {**shot_description(traj, source, trajectory), "edges": asdict(edge_settings)}
+        meta = {**shot_description(traj, source, trajectory, library_paths), "edges": asdict(edge_settings)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     stats.total_seconds = time.perf_counter() - started
     return stats

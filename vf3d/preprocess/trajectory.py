@@ -53,8 +53,12 @@ def _matrix(value: object, where: Path, index: int) -> np.ndarray:
         m = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise VF3DInputError(where, f"camera_to_world[{index}] is not a numeric 4x4 matrix") from None
-    if m.shape != (4, 4) or not np.isfinite(m).all():
-        raise VF3DInputError(where, f"camera_to_world[{index}] must be a finite 4x4 matrix, got shape {m.shape}")
+    if m.shape != (4, 4):
+        raise VF3DInputError(where, f"camera_to_world[{index}] must be a 4x4 matrix, got shape {m.shape}")
+    if not np.isfinite(m).all():
+        row, col = np.argwhere(~np.isfinite(m))[0]
+        raise VF3DInputError(where, f"camera_to_world[{index}] has a non-finite entry ({m[row, col]} at row {row}, "
+                                    f"column {col})")
     if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-6):
         raise VF3DInputError(where, f"camera_to_world[{index}] last row must be [0, 0, 0, 1], got {m[3].tolist()}")
     r = m[:3, :3]
@@ -64,10 +68,10 @@ def _matrix(value: object, where: Path, index: int) -> np.ndarray:
 
 
 def _intrinsics(data: dict, where: Path) -> Intrinsics:
-    try:
-        width, height = int(data["width"]), int(data["height"])
-    except (KeyError, TypeError, ValueError):
-        raise VF3DInputError(where, "'width' and 'height' (the image size the intrinsics refer to) are required") from None
+    width, height = data.get("width"), data.get("height")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height)):
+        raise VF3DInputError(where, "'width' and 'height' (the image size the intrinsics refer to) are required "
+                                    f"integers, got {width!r}x{height!r}")
     if width <= 0 or height <= 0:
         raise VF3DInputError(where, f"image size must be positive, got {width}x{height}")
     has_k, has_fov = "intrinsics" in data, "fov_x_deg" in data
@@ -75,7 +79,7 @@ def _intrinsics(data: dict, where: Path) -> Intrinsics:
         raise VF3DInputError(where, "give exactly one of 'intrinsics' {fx, fy, cx, cy} or 'fov_x_deg'")
     if has_fov:
         fov = data["fov_x_deg"]
-        if not isinstance(fov, (int, float)) or not 0 < fov < 180:
+        if isinstance(fov, bool) or not isinstance(fov, (int, float)) or not 0 < fov < 180:
             raise VF3DInputError(where, f"'fov_x_deg' must be a number in (0, 180), got {fov!r}")
         return Intrinsics.from_fov_x(width, height, float(fov))
     k = data["intrinsics"]

@@ -21,10 +21,11 @@ from PIL import Image
 
 from evaluation.metrics import PAPER_TABLE2, evaluate_video
 from evaluation.report import COLUMNS, benchmark_table, paper_rows_as_dicts, write_report
-from resources.artifacts import ArtifactStore, content_hash
+from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.atomic import atomic_dir, write_text_atomic
+from vf3d.common.hashing import content_hash
 from vf3d.preprocess.camera import Intrinsics
 from vf3d_assets.assets.ggi import video
 from vf3d_assets.assets.sag import anchors

@@ -21,16 +21,17 @@ from dagster import (
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from resources.artifacts import ArtifactStore, content_hash
+from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.atomic import atomic_dir, atomic_file
+from vf3d.common.hashing import content_hash
 from vf3d.common.video_io import write_mp4
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.ggi.inbetween import generate_video, segment_noise
 from vf3d.ggi.noise_warp import noise_stats
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
-from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip
+from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key
 from vf3d.ggi.training_set import clip_from_render, clip_from_video, read_video_frames, video_folders
 from vf3d.models.depth_estimator import load_depth_estimator
 from vf3d.models.raft import load_raft
@@ -159,7 +160,11 @@ def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifa
     trainer = GGITrainer(models.ggi(device.torch_dtype(), None, widened=True), settings)
     batches = trainer.prepare_all(clips)
     before = trainer.evaluate(batches)
-    losses = trainer.train(None, out / "checkpoints", batches=batches,
+    # Checkpoints are keyed by the clips' content, the settings and the base model: new inputs retrain from the
+    # start (and so give new weights, making the videos stale) instead of resuming a finished run.
+    base_model = models.profile if models.profile == "tiny" else "|".join(map(str, models.locations().ggi_files()))
+    run_key = training_run_key(content_hash(clips_dir), settings, base_model)
+    losses = trainer.train(None, out / "checkpoints", batches=batches, run_key=run_key,
                            progress=lambda step, loss: step % 10 == 0 and context.log.info(f"step {step}: loss {loss:.4f}"))
     after = trainer.evaluate(batches)
     trainer.export(weights, losses)

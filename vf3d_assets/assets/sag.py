@@ -18,9 +18,11 @@ from dagster import (
 )
 from PIL import Image
 
-from resources.artifacts import ArtifactStore, content_hash
+from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
+from vf3d.common.hashing import content_hash
+from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.models.hed import as_rgb
 from vf3d.sag.anchors import anchor_frames, generate_anchors
@@ -63,6 +65,8 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
                        learning_rate=config.learning_rate or preset.learning_rate)
     # One example per distinct identifier: a post-prompt variant shares its base style's reference and identifier.
     styles = {s.identifier: s for s in [style, *(catalog.style(k) for k in config.also_styles)]}
+    for entry in styles.values():
+        check_reference_image(entry.reference)  # missing, corrupt or oversized: one line, before any training
     reference = Image.open(style.reference).convert("RGB")
     with device.oom_advice("style_lora", *training_size(reference, settings.resolution)):
         components = models.flux(device.torch_dtype())

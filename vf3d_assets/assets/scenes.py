@@ -19,25 +19,30 @@ from dagster import (
 )
 from PIL import Image
 
-from resources.artifacts import ArtifactStore, content_hash
+from resources.artifacts import ArtifactStore
 from resources.blender import BlenderRenderer
 from vf3d.common.atomic import write_text_atomic
+from vf3d.common.errors import VF3DInputError
+from vf3d.common.hashing import content_hash
 from vf3d.common.visualize import contact_sheet, flow_to_rgb
 from vf3d.preprocess.guidance import describe_shot
 from vf3d_assets.metadata import image_markdown
 from vf3d_assets.partitions import catalog, scene_partitions
 
 MISSING = "missing"
+"""Data version of a source whose files are missing or unusable (`vf3d stale` says which and why)."""
 
 
 @observable_source_asset(partitions_def=scene_partitions, group_name="scenes",
-                         description="A shot's input files (.blend, or mesh + trajectory JSON); data version = content hash.")
+                         description="A shot's input files (.blend with the libraries it links, or mesh + trajectory "
+                                     "JSON); data version = content hash.")
 def scene_source() -> DataVersionsByPartition:
     versions = {}
     for key, entry in catalog.scenes.items():
-        files = entry.input_files()
-        versions[key] = DataVersion(
-            "|".join(content_hash(f)[:16] for f in files) if all(f.is_file() for f in files) else MISSING)
+        try:
+            versions[key] = DataVersion("|".join(content_hash(f)[:16] for f in entry.input_files()))
+        except VF3DInputError:
+            versions[key] = DataVersion(MISSING)
     return DataVersionsByPartition(versions)
 
 
@@ -45,7 +50,7 @@ def scene_source() -> DataVersionsByPartition:
        description="The shot opened in Blender: intrinsics, per-frame poses (OpenCV axes), 46-frame segments.")
 def scene(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     entry = catalog.scene(context.partition_key)
-    shot = describe_shot(entry.source, entry.width, entry.height, entry.trajectory)
+    shot = describe_shot(entry.source, entry.width, entry.height, entry.trajectory, entry.library_paths)
     path = artifacts.path("scene", context.partition_key) / "scene.json"
     write_text_atomic(path, json.dumps(shot, indent=1))
     return MaterializeResult(

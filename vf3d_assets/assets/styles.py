@@ -2,7 +2,9 @@
 
 from dagster import DataVersion, DataVersionsByPartition, observable_source_asset
 
-from resources.artifacts import content_hash
+from vf3d.common.errors import VF3DInputError
+from vf3d.common.hashing import content_hash
+from vf3d.common.limits import check_reference_image
 from vf3d_assets.assets.scenes import MISSING
 from vf3d_assets.partitions import catalog, style_partitions
 
@@ -13,6 +15,10 @@ def style_reference() -> DataVersionsByPartition:
     versions = {}
     for key, style in catalog.styles.items():
         # The prompt is part of the style: changing the post-prompt must make the style's outputs stale.
-        image = content_hash(style.reference)[:16] if style.reference.is_file() else MISSING
+        try:
+            check_reference_image(style.reference)
+            image = content_hash(style.reference)[:16]
+        except VF3DInputError:
+            image = MISSING
         versions[key] = DataVersion(f"{image}|{style.prompt}")
     return DataVersionsByPartition(versions)

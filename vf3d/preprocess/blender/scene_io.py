@@ -7,12 +7,15 @@ render and a camera named `RENDER_CAMERA` that `render.render_frame` poses frame
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import bpy
 import numpy as np
 
 from vf3d.common.errors import VF3DInputError
+from vf3d.common.limits import check_render_size
+from vf3d.preprocess.blend_libraries import linked_libraries
 from vf3d.preprocess.blender import quiet_stdout
 from vf3d.preprocess.camera import Intrinsics, blender_to_opencv_c2w
 from vf3d.preprocess.trajectory import Trajectory, check_moving, load_trajectory_json
@@ -150,17 +153,19 @@ def _json_trajectory(path: Path, trajectory_path: Path, width: int, height: int)
     return Trajectory(k.scaled_to(width, height), traj.c2w, traj.source_frames)
 
 
-def load_shot(source: str | Path, width: int, height: int, trajectory: str | Path | None = None) -> Trajectory:
+def load_shot(source: str | Path, width: int, height: int, trajectory: str | Path | None = None,
+              library_paths: Sequence[str | Path] = ()) -> Trajectory:
     """Load a shot into the current bpy session and return its trajectory at width x height.
 
     Args:
         source: a `.blend` (its scene camera and frame range are the trajectory) or a `.glb`/`.gltf`/`.obj`.
         width, height: render size in pixels.
         trajectory: trajectory JSON, required for mesh files and not allowed for `.blend`.
+        library_paths: folders besides the shot's own from which a `.blend` may link libraries; a link
+            anywhere else is refused before Blender opens the file.
     """
     source = Path(source)
-    if width < 8 or height < 8:
-        raise VF3DInputError(source, f"render size {width}x{height} is too small (at least 8x8)")
+    check_render_size(source, width, height)
     if not source.is_file():
         raise VF3DInputError(source, "scene file not found")
     suffix = source.suffix.lower()
@@ -169,6 +174,7 @@ def load_shot(source: str | Path, width: int, height: int, trajectory: str | Pat
     if suffix == ".blend":
         if trajectory is not None:
             raise VF3DInputError(trajectory, "a .blend carries its own camera; a trajectory JSON is only for .glb/.obj")
+        linked_libraries(source, [Path(p) for p in library_paths])  # Blender opens every link: check first
         _open_blend(source)
         scene = bpy.context.scene
         traj, clip = _blend_trajectory(source, scene, width, height)
