@@ -1,7 +1,7 @@
 import json
 import os
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,3 +34,19 @@ USER_CATALOG.write_text(json.dumps({
 Image.new("RGB", (64, 48), (180, 90, 40)).save(USER_CATALOG_DIR / "test_style.png")
 os.environ["VF3D_USER_CATALOG"] = str(USER_CATALOG)
 os.environ["VF3D_HOME"] = str(USER_CATALOG_DIR / "home")
+
+
+def run_cli(capsys, *argv):
+    """Run `vf3d` in-process; (exit code, stderr)."""
+    from vf3d_assets.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.err.strip()
+
+
+def assert_one_line_error(code, err, *words):
+    assert code == 2, err
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err

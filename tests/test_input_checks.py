@@ -12,6 +12,7 @@ import blender_scenes
 import bpy
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 from PIL import Image
 
 from vf3d.benchmark.catalog import load_catalog
@@ -20,23 +21,9 @@ from vf3d.common.errors import VF3DInputError
 from vf3d.common.limits import check_reference_image
 from vf3d.preprocess import guidance
 from vf3d.preprocess.blend_libraries import linked_libraries, stored_library_paths
-from vf3d.preprocess.guidance import describe_shot, preprocess
-from vf3d_assets.cli import main
+from vf3d.preprocess.guidance import describe_shot
 
 W, H = 48, 32
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.err.strip()
-
-
-def assert_one_line_error(code, err, *words):
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def tree(root):
@@ -177,6 +164,7 @@ def test_reference_images_are_opened_and_verified(tmp_path, monkeypatch):
 
 def test_demo_checks_the_partition_inputs_before_any_work(capsys, monkeypatch):
     from conftest import USER_CATALOG_DIR
+
     from vf3d_assets.partitions import catalog
 
     reference = catalog.style("test_style").reference

@@ -9,25 +9,12 @@ import time
 import blender_scenes
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from vf3d.preprocess.camera import split_segments
 from vf3d.preprocess.guidance import preprocess
-from vf3d_assets.cli import main
 
 W, H = 48, 32
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.err.strip()
-
-
-def assert_one_line_error(code, err, *words):
-    assert code == 2
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    for word in words:
-        assert word in err, err
 
 
 def test_segments_share_boundary_frames():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic
 from vf3d.common.hashing import content_hash
