@@ -26,7 +26,7 @@ from vf3d.models.tokenizers_offline import t5_tokenizer
 
 
 def full_size_cogvideo(dtype: torch.dtype, device: str) -> GGIComponents:
-    from diffusers import CogVideoXDPMScheduler
+    from diffusers import CogVideoXDDIMScheduler
 
     with torch.device(device):
         transformer = CogVideoXTransformer3DModel(
@@ -39,7 +39,7 @@ def full_size_cogvideo(dtype: torch.dtype, device: str) -> GGIComponents:
         tokenizer = t5_tokenizer(226)
         text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=4096, d_kv=64, d_ff=10240,
                                                num_layers=1, num_heads=64)).to(dtype)
-    return GGIComponents(transformer, vae, text_encoder, tokenizer, CogVideoXDPMScheduler(**SCHEDULER_5B))
+    return GGIComponents(transformer, vae, text_encoder, tokenizer, CogVideoXDDIMScheduler(**SCHEDULER_5B))
 
 
 def main() -> None:

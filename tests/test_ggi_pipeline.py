@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file
 
@@ -142,6 +143,19 @@ def _state_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_paper_sampler_is_the_models_own_scheduler_and_dpm_is_an_option(ggi, components):
+    assert GGI_PRESETS["paper"].sampler == "model"
+    assert type(components.scheduler) is CogVideoXDDIMScheduler  # CogVideoX-5b-I2V's scheduler_config.json
+    own = _run(ggi, replace(TINY, sampler="model"))
+    assert type(ggi.pipe.scheduler) is CogVideoXDDIMScheduler
+    dpm = _run(ggi, replace(TINY, sampler="dpm"))
+    assert type(ggi.pipe.scheduler) is CogVideoXDPMScheduler
+    assert ggi.pipe.scheduler.config.timestep_spacing == "trailing"
+    assert not all(np.array_equal(a, b) for a, b in zip(own.frames, dpm.frames))
+    with pytest.raises(ValueError, match="settings.sampler='euler'"):
+        _run(ggi, replace(TINY, sampler="euler"))
+
+
 def test_full_loader_loads_the_saved_layout(components, tmp_path):
     folder, weights, lora = tmp_path / "CogVideoX-5b-I2V", tmp_path / "ggi.safetensors", tmp_path / "gwtf.safetensors"
     save_full_layout(components, folder, weights, lora)
@@ -153,7 +167,7 @@ def test_full_loader_loads_the_saved_layout(components, tmp_path):
         assert _state_equal(getattr(loaded, name).state_dict(), getattr(components, name).state_dict())
     assert loaded.tokenizer("a house").input_ids == components.tokenizer("a house").input_ids
     assert loaded.scheduler.config.prediction_type == "v_prediction"
-    assert type(loaded.scheduler) is type(components.scheduler)
+    assert type(loaded.scheduler) is type(components.scheduler) is CogVideoXDDIMScheduler  # the folder's own
     lora_file = {k.removeprefix("transformer."): v for k, v in load_file(lora).items()}
     lora_loaded = get_peft_model_state_dict(loaded.transformer, adapter_name=GWTF_ADAPTER)
     assert lora_file and _state_equal({k: v for k, v in lora_loaded.items()}, lora_file)
@@ -173,3 +187,31 @@ def test_missing_components_are_named_with_their_paths(components, tmp_path):
                      "Go-with-the-Flow LoRA (CogVideoX-5B I2V)"]
     message = str(error.value)
     assert str(folder / "vae" / "config.json") in message and str(weights) in message and "no-lora" in message
+
+
+@pytest.mark.parametrize("chain_from", ["generated", "anchor"])
+def test_segments_chain_from_the_last_generated_frame_as_the_official_code(tmp_path, chain_from):
+    from PIL import Image
+
+    from vf3d.ggi.inbetween import generate_video
+    from vf3d.ggi.pipeline import GGIOutput
+
+    (tmp_path / "edges").mkdir()
+    (tmp_path / "anchors" / "anchors").mkdir(parents=True)
+    (tmp_path / "meta.json").write_text('{"height": 8, "width": 8, "segments": [[0, 3], [3, 6], [6, 7]]}')
+    for i in range(8):
+        Image.fromarray(np.full((8, 8), i, np.uint8)).save(tmp_path / "edges" / f"{i:05d}.png")
+    for i in (0, 3, 6, 7):
+        Image.fromarray(np.full((8, 8, 3), 100 + i, np.uint8)).save(tmp_path / "anchors" / "anchors" / f"{i:05d}.png")
+    starts = []
+
+    def fake_ggi(prompt, first, last, edges, height, width, latents, settings, generator):
+        k = len(starts)
+        starts.append(int(first[0, 0, 0]))
+        return GGIOutput([np.full((8, 8, 3), 10 * k + j, np.uint8) for j in range(4)], "ggi",
+                         last_frame=np.full((8, 8, 3), 200 + k, np.uint8))
+
+    video = generate_video(fake_ggi, tmp_path, tmp_path / "anchors", lambda k: None, lambda e: e,
+                           replace(TINY, chain_from=chain_from), "a prompt", lambda k: None)
+    assert starts == ([100, 200, 201] if chain_from == "generated" else [100, 103, 106])
+    assert len(video) == 8  # segments keep their first frames, joins counted once

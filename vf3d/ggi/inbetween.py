@@ -52,10 +52,13 @@ def generate_video(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[np.ndarray]:
     """All frames of the shot, (H, W, 3) uint8, exactly one per trajectory frame."""
+    if settings.chain_from not in ("generated", "anchor"):
+        raise ValueError(f"settings.chain_from={settings.chain_from!r}: expected 'generated' or 'anchor'")
     meta = json.loads((guidance_dir / "meta.json").read_text())
     height, width = meta["height"], meta["width"]
     anchor = lambda frame: np.asarray(Image.open(anchors_dir / "anchors" / f"{frame:05d}.png").convert("RGB"))  # noqa: E731
     segments = []
+    first_image = None
     for k, (start, end) in enumerate(meta["segments"]):
         count = end - start + 1
         edges = None
@@ -63,9 +66,12 @@ def generate_video(
             edges = [edge_detector(np.asarray(Image.open(guidance_dir / "edges" / f"{i:05d}.png")))
                      for i in range(start, end + 1)]
             edges += [edges[-1]] * (settings.segment_frames - count)
-        result = ggi(prompt, anchor(start), anchor(end), edges, height, width, latents=noise_for(k),
+        if first_image is None or settings.chain_from == "anchor":
+            first_image = anchor(start)
+        result = ggi(prompt, first_image, anchor(end), edges, height, width, latents=noise_for(k),
                      settings=settings, generator=generator_for(k))
         segments.append(result.frames[:count])
+        first_image = result.last_frame  # segment k+1 starts from what GGI generated (settings.chain_from)
         if progress:
             progress(k + 1, len(meta["segments"]))
     return chain_segments(segments)

@@ -17,12 +17,16 @@ from typing import Literal
 
 import numpy as np
 import torch
+from diffusers import CogVideoXDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, is_widened
 
 Method = Literal["ggi", "bidirectional"]
 METHODS = ("ggi", "bidirectional")
+Sampler = Literal["model", "dpm"]
+ChainFrom = Literal["generated", "anchor"]
+SAMPLERS = ("model", "dpm")
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,11 @@ class GGISettings:
     """Sampling settings; defaults are the paper's / official code's values."""
 
     num_inference_steps: int = 30
-    """Denoising steps (official code: 30, CogVideoX's DPM sampler)."""
+    """Denoising steps (official `ggi.py`: 30)."""
+    sampler: Sampler = "model"
+    """"model": the scheduler the model ships (CogVideoX-5b-I2V's `scheduler_config.json`: CogVideoXDDIMScheduler,
+    v-prediction, trailing spacing), as the official GGI inference, whose DPM line is commented out. "dpm":
+    CogVideoXDPMScheduler from the same config (diffusers' documented sampler for the 5B models)."""
     guidance_scale: float = 6.0
     """Classifier-free guidance with an empty negative prompt (official code: 6; 1 = off)."""
     num_frames: int = 49
@@ -38,6 +46,10 @@ class GGISettings:
     segment_frames: int = 46
     """Frames kept: N + 1 = 46 (paper Sec. 4, implementation details: N = 45); the last edge map fills the
     other num_frames - segment_frames."""
+    chain_from: ChainFrom = "generated"
+    """Where segment k+1 starts: "generated", the last frame GGI generated for segment k (official `ggi.py`:
+    `start = videos[-1]`); "anchor", segment k's end anchor v_N from SAG (the paper's text: "treating v_N as the
+    next starting frame v_0"). Each segment keeps its first `segment_frames` frames (official: `videos[:-3]`)."""
     method: Method = "ggi"
     """"ggi": both anchors and the edge latents in one pass (the paper). "bidirectional": training-free
     inbetweening with the base I2V model (I2V3D Sec. 3.3): a forward pass from v_0 and a time-reversed pass from
@@ -129,6 +141,7 @@ def model_input(noisy_latents: torch.Tensor, image_latents: torch.Tensor,
 class GGIOutput:
     frames: list[np.ndarray]  # segment_frames x (H, W, 3) uint8
     method: str
+    last_frame: np.ndarray | None = None  # the last of all num_frames generated (the official chaining's next start)
     step_inputs: list[torch.Tensor] = field(default_factory=list)  # latents entering each step (record_steps)
 
 
@@ -148,6 +161,11 @@ class GGIPipeline:
         self.components = components
         self.pipe = components.pipeline()
 
+    def scheduler(self, sampler: Sampler):
+        """The sampler for `GGISettings.sampler`: the model's own scheduler, or CogVideoX's DPM from its config."""
+        own = self.components.scheduler
+        return own if sampler == "model" else CogVideoXDPMScheduler.from_config(own.config)
+
     def set_progress_bar_config(self, **kwargs) -> None:
         self.pipe.set_progress_bar_config(**kwargs)
 
@@ -164,6 +182,8 @@ class GGIPipeline:
                              f"only samples at {size[0]}x{size[1]} (CogVideoX-5b-I2V: 480x720); resize the inputs")
         if settings.method not in METHODS:
             raise ValueError(f"settings.method={settings.method!r}: expected one of {METHODS}")
+        if settings.sampler not in SAMPLERS:
+            raise ValueError(f"settings.sampler={settings.sampler!r}: expected one of {SAMPLERS}")
         temporal, num_frames = self.pipe.vae_scale_factor_temporal, settings.num_frames
         if (num_frames - 1) % temporal or num_frames <= temporal or not 0 < settings.segment_frames <= num_frames:
             raise ValueError(f"settings.num_frames={num_frames}, segment_frames={settings.segment_frames}: num_frames "
@@ -254,7 +274,7 @@ class GGIPipeline:
                 eps_w (Go-with-the-Flow, mixed with fresh noise by its module); None draws Gaussian noise from
                 `generator`.
             settings: sampling settings (`GGI_PRESETS`); `settings.method` picks GGI or bidirectional sampling.
-            generator: seeds the VAE posterior samples, the noise when `latents` is None, and the DPM sampler.
+            generator: seeds the VAE posterior samples, the noise when `latents` is None, and the sampler.
             record_steps: keep the latents entering every step (tests, diagnostics).
 
         Method "bidirectional" (I2V3D, Sec. 3.3, after Feng et al. "Explorative inbetweening of time and
@@ -274,7 +294,8 @@ class GGIPipeline:
         prompt_embeds, negative_prompt_embeds = pipe.encode_prompt(
             prompt, negative_prompt="", do_classifier_free_guidance=do_cfg,
             max_sequence_length=MAX_SEQUENCE_LENGTH, device=device, dtype=dtype)
-        # 3. Timesteps
+        # 3. Sampler and timesteps
+        pipe.scheduler = self.scheduler(settings.sampler)
         pipe.scheduler.set_timesteps(settings.num_inference_steps, device=device)
         timesteps = pipe.scheduler.timesteps
         # 4. Conditions: anchors (and edges) through the causal VAE
@@ -287,7 +308,7 @@ class GGIPipeline:
         # 6. 3D rotary positional embeddings for this size
         rotary = (pipe._prepare_rotary_positional_embeddings(height, width, shape[1], device)
                   if pipe.transformer.config.use_rotary_positional_embeddings else None)
-        # 7. Denoising loop (CogVideoX's DPM sampler carries the previous x0 prediction)
+        # 7. Denoising loop (CogVideoX's DPM sampler carries the previous x0 prediction, DDIM does not)
         output = GGIOutput(frames=[], method=settings.method)
         old_pred_original_sample = None
         with pipe.progress_bar(total=len(timesteps)) as progress_bar:
@@ -296,13 +317,17 @@ class GGIPipeline:
                     output.step_inputs.append(latents.clone())
                 model_output = self.predict(latents, t, prompt_embeds, negative_prompt_embeds if do_cfg else None,
                                             directions, rotary, settings.guidance_scale)
-                latents, old_pred_original_sample = pipe.scheduler.step(
-                    model_output, old_pred_original_sample, t, timesteps[i - 1] if i > 0 else None, latents,
-                    generator=generator, return_dict=False)
+                if isinstance(pipe.scheduler, CogVideoXDPMScheduler):
+                    latents, old_pred_original_sample = pipe.scheduler.step(
+                        model_output, old_pred_original_sample, t, timesteps[i - 1] if i > 0 else None, latents,
+                        generator=generator, return_dict=False)
+                else:
+                    latents = pipe.scheduler.step(model_output, t, latents, generator=generator, return_dict=False)[0]
                 latents = latents.to(dtype)
                 progress_bar.update()
         # 8. Decode and keep the segment's frames (the last num_frames - segment_frames repeat v_N)
         video = pipe.video_processor.postprocess_video(video=pipe.decode_latents(latents), output_type="np")[0]
         frames = (np.clip(video, 0.0, 1.0) * 255).round().astype(np.uint8)  # (F, H, W, 3)
         output.frames = list(frames[: settings.segment_frames])
+        output.last_frame = frames[-1]
         return output

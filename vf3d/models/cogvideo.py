@@ -20,8 +20,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
+import diffusers
 from diffusers import (
     AutoencoderKLCogVideoX,
+    CogVideoXDDIMScheduler,
     CogVideoXDPMScheduler,
     CogVideoXImageToVideoPipeline,
     CogVideoXTransformer3DModel,
@@ -51,8 +53,8 @@ COGVIDEO_LAYOUT = {
     "scheduler": ("scheduler", ("scheduler_config.json",)),
 }
 MODEL_COMPONENTS = ("transformer", "vae", "text_encoder")
-# CogVideoX-5B(-I2V)'s scheduler_config.json (v-prediction, zero-terminal-SNR, trailing spacing), as the DPM
-# sampler the I2V pipeline documents for it.
+# CogVideoX-5b-I2V's scheduler_config.json: CogVideoXDDIMScheduler (v-prediction, zero-terminal-SNR, trailing
+# spacing). The GGI settings' sampler "dpm" builds CogVideoXDPMScheduler from the same values.
 SCHEDULER_5B = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
     "clip_sample": False, "set_alpha_to_one": True, "steps_offset": 0, "prediction_type": "v_prediction",
@@ -69,7 +71,8 @@ class GGIComponents:
     vae: AutoencoderKLCogVideoX
     text_encoder: T5EncoderModel
     tokenizer: T5TokenizerFast
-    scheduler: CogVideoXDPMScheduler
+    scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler
+    """The model's own scheduler (CogVideoX-5b-I2V: DDIM); `GGIPipeline` may swap in DPM per its settings."""
 
     def pipeline(self) -> CogVideoXImageToVideoPipeline:
         return CogVideoXImageToVideoPipeline(**{f.name: getattr(self, f.name) for f in fields(self)})
@@ -164,7 +167,7 @@ def tiny_cogvideo(seed: int = 0, widened: bool = True) -> GGIComponents:
         widen_patch_embed(transformer, latent_channels)
     for model in (transformer, vae, text_encoder):
         model.eval()
-    return GGIComponents(transformer, vae, text_encoder, tokenizer, CogVideoXDPMScheduler(**SCHEDULER_5B))
+    return GGIComponents(transformer, vae, text_encoder, tokenizer, CogVideoXDDIMScheduler(**SCHEDULER_5B))
 
 
 def save_tiny_lora(transformer: CogVideoXTransformer3DModel, lora_file: Path, rank: int = 4, seed: int = 0) -> None:
@@ -214,6 +217,16 @@ def missing_ggi_files(cogvideo_dir: Path, ggi_weights_file: Path | None,
     return missing
 
 
+def model_scheduler(cogvideo_dir: Path) -> CogVideoXDDIMScheduler | CogVideoXDPMScheduler:
+    """The scheduler class and settings the model folder's `scheduler/scheduler_config.json` names."""
+    config = CogVideoXDDIMScheduler.load_config(cogvideo_dir, subfolder="scheduler", local_files_only=True)
+    name = config.get("_class_name", "")
+    if name not in ("CogVideoXDDIMScheduler", "CogVideoXDPMScheduler"):
+        raise ValueError(f"{cogvideo_dir / 'scheduler' / 'scheduler_config.json'}: scheduler {name!r} is not a "
+                         "CogVideoX scheduler")
+    return getattr(diffusers, name).from_config(config)
+
+
 def load_full_ggi(cogvideo_dir: Path, ggi_weights_file: Path | None, gwtf_lora: Path | None,
                   dtype: torch.dtype = torch.bfloat16) -> GGIComponents:
     """Load the GGI model from local files; one `MissingWeightsError` naming everything that is missing.
@@ -221,7 +234,8 @@ def load_full_ggi(cogvideo_dir: Path, ggi_weights_file: Path | None, gwtf_lora: 
     The base CogVideoX-5b-I2V transformer is built from `cogvideo_dir`, widened (32 -> 48 input channels) and
     then loaded strictly from `ggi_weights_file`; the Go-with-the-Flow LoRA (adapter "gwtf") is attached on top
     unless `gwtf_lora` is None. Without `ggi_weights_file` the base I2V transformer is returned (for the
-    training-free bidirectional method). The scheduler is CogVideoX's DPM sampler built from the folder's config.
+    training-free bidirectional method). The scheduler is the class the folder's `scheduler_config.json` names
+    (CogVideoX-5b-I2V: CogVideoXDDIMScheduler), as the official inference keeps it.
     """
     missing = missing_ggi_files(cogvideo_dir, ggi_weights_file, gwtf_lora)
     if missing:
@@ -238,8 +252,7 @@ def load_full_ggi(cogvideo_dir: Path, ggi_weights_file: Path | None, gwtf_lora: 
         text_encoder=T5EncoderModel.from_pretrained(cogvideo_dir, subfolder="text_encoder", dtype=dtype,
                                                     **kwargs).eval(),
         tokenizer=T5TokenizerFast.from_pretrained(cogvideo_dir, subfolder="tokenizer", **kwargs),
-        scheduler=CogVideoXDPMScheduler.from_pretrained(cogvideo_dir, subfolder="scheduler",
-                                                        timestep_spacing="trailing", **kwargs),
+        scheduler=model_scheduler(cogvideo_dir),
     )
     if gwtf_lora is not None:
         components.pipeline().load_lora_weights(load_file(gwtf_lora), adapter_name=GWTF_ADAPTER)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from diffusers import CogVideoXTransformer3DModel
 
 from vf3d.models.cogvideo import (
     COGVIDEO_FOLDER,
@@ -35,6 +36,7 @@ from vf3d.models.flux import (
     missing_flux_files,
     tiny_flux,
 )
+from vf3d.models.ggi_checkpoint import expected_ggi_shapes
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
 from vf3d.models.raft import RAFT_FILES
 from vf3d.models.weights import MissingWeightsError, hf_cache_snapshots
@@ -129,6 +131,22 @@ def load_ggi(profile: Profile, locations: ModelLocations, dtype: torch.dtype, gg
         if widened and ggi_weights is None:
             widen_patch_embed(components.transformer, components.transformer.config.out_channels)
         return components
+    raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+
+
+def ggi_weight_shapes(profile: Profile, locations: ModelLocations, seed: int = 0) -> dict[str, torch.Size]:
+    """Key -> shape of the widened GGI transformer's weights, for verifying imported weights. `full` builds the
+    transformer from CogVideoX-5b-I2V's config on the meta device (no weights read, no memory used)."""
+    if profile == "tiny":
+        return expected_ggi_shapes(tiny_cogvideo(seed, widened=True).transformer)
+    if profile == "full":
+        folder = locations.ggi_files()[0] / "transformer"
+        if not (folder / "config.json").is_file():
+            raise MissingWeightsError([("CogVideoX-5b-I2V transformer config", [str(folder / "config.json")])])
+        config = CogVideoXTransformer3DModel.load_config(folder)
+        with torch.device("meta"):
+            model = CogVideoXTransformer3DModel.from_config({**config, "in_channels": 3 * config["out_channels"]})
+        return expected_ggi_shapes(model)
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 

@@ -34,6 +34,7 @@ from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key
 from vf3d.ggi.training_set import clip_from_render, clip_from_video, read_video_frames, video_folders
 from vf3d.models.depth_estimator import load_depth_estimator
+from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance
@@ -133,24 +134,33 @@ class GGIWeightsConfig(Config):
     steps: int = 0
     """Override the preset's steps (0 = keep)."""
     pretrained: str = ""
-    """Import an existing GGI weights file instead of training (full profile with the official weights)."""
+    """Import GGI weights instead of training: the official `checkpoint-1350` folder (or its `transformer/`
+    subfolder) as released, or a vf3d weights file. Every tensor is checked against the model's shapes."""
 
 
 @asset(deps=[ggi_training_set], group_name="ggi", code_version="1", pool="gpu",
        description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint).",
        check_specs=[AssetCheckSpec("loss_decreased", asset="ggi_weights",
-                                   description="The evaluation loss on the training clips fell.")])
+                                   description="Trained: the evaluation loss on the training clips fell. Imported: "
+                                               "every tensor of the widened transformer was found with its shape.")])
 def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifacts: ArtifactStore,
                 models: ModelStore, gpu: GPU) -> MaterializeResult:
     out = artifacts.path("ggi_weights", "all")
     weights = out / WEIGHTS_FILE
     if config.pretrained:
+        # import_ggi_weights raises on any missing, extra or misshapen tensor: reaching the check means verified.
+        state, report = import_ggi_weights(config.pretrained, models.ggi_weight_shapes())
         with atomic_file(weights) as tmp:
-            save_file(load_file(config.pretrained), tmp)  # validates it is a safetensors file
+            save_file(state, tmp)
         return MaterializeResult(data_version=DataVersion(content_hash(weights)),
-                                 metadata={"path": MetadataValue.path(str(weights)), "source": config.pretrained},
-                                 check_results=[AssetCheckResult(check_name="loss_decreased", passed=True,
-                                                                 metadata={"imported": True})])
+                                 metadata={"path": MetadataValue.path(str(weights)), "source": config.pretrained,
+                                           "import": MetadataValue.json(report)},
+                                 check_results=[AssetCheckResult(
+                                     check_name="loss_decreased", passed=True,
+                                     description="imported: " + report["verified"],
+                                     metadata={"tensors_verified": report["tensors_verified"],
+                                               "parameters_verified": report["parameters_verified"],
+                                               "layout": report["layout"]})])
     device = gpu.settings()
     preset = GGI_TRAINING_PRESETS[config.preset or models.profile]
     settings = replace(preset, steps=config.steps or preset.steps)
