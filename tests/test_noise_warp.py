@@ -9,7 +9,10 @@ from scipy import stats
 
 from vf3d.common.warp import pixel_centres
 from vf3d.ggi.noise_warp import (
+    NOISE_WARP_PRESETS,
+    NoiseWarpSettings,
     WarpState,
+    compose_flows,
     latent_noise,
     mix_with_fresh,
     noise_stats,
@@ -159,7 +162,8 @@ def test_latent_readout_of_a_46_frame_segment():
 def test_segment_noise_equals_the_composition():
     flows, valid = rotation_flows(32, 48, 9, 4.0)
     direct = warped_noise_for_segment(flows, valid, channels=2, num_frames=13,
-                                      generator=torch.Generator().manual_seed(6))
+                                      generator=torch.Generator().manual_seed(6),
+                                      settings=NOISE_WARP_PRESETS["video_rate"])
     g = torch.Generator().manual_seed(6)
     noise, weights = warp_noise_sequence(flows, valid, channels=2, generator=g, return_weights=True)
     composed = mix_with_fresh(latent_noise(noise, num_frames=13, weights=weights), 0.5, g)
@@ -181,3 +185,49 @@ def test_bad_inputs_name_the_argument():
         latent_noise(torch.zeros(3, 1, 12, 16))
     with pytest.raises(ValueError, match="degradation"):
         mix_with_fresh(torch.zeros(2), 1.5)
+
+
+def _shifted_correlation(a: torch.Tensor, b: torch.Tensor, cells: int) -> float:
+    """Correlation of b with a moved `cells` latent cells to the right (interior only)."""
+    moved, still = (a[..., :-cells], b[..., cells:]) if cells else (a, b)
+    return float(torch.corrcoef(torch.stack([moved.flatten(), still.flatten()]))[0, 1])
+
+
+def test_official_settings_carry_sub_pixel_motion_that_video_rate_freezes():
+    """0.25 px per frame to the right at 128x128: after 32 frames (8 warps of 4 frames) the content moved
+    8 px = one latent cell, and so must the noise; warping every 0.25 px flow at video resolution rounds each
+    step to no motion, so the noise stays where it was (what the official cadence and resolution avoid)."""
+    h = w = 128
+    flows = np.zeros((45, h, w, 2), np.float32)
+    flows[..., 0] = 0.25
+    valid = np.ones((45, h, w), bool)
+    kwargs = dict(channels=4, degradation=0.0, num_frames=49)
+    paper = warped_noise_for_segment(flows, valid, generator=torch.Generator().manual_seed(1), **kwargs)
+    assert NOISE_WARP_PRESETS["paper"] == NoiseWarpSettings(resolution_scale=4, flow_stride=4, weighted_readout=False)
+    assert paper.shape == (13, 4, 16, 16)
+    assert _shifted_correlation(paper[0], paper[8], 1) > 0.9  # moved with the content
+    assert abs(_shifted_correlation(paper[0], paper[8], 0)) < 0.2
+    frozen = warped_noise_for_segment(flows, valid, generator=torch.Generator().manual_seed(1),
+                                      settings=NOISE_WARP_PRESETS["video_rate"], **kwargs)
+    assert _shifted_correlation(frozen[0], frozen[8], 0) > 0.9  # the failure the official settings avoid
+    assert abs(_shifted_correlation(frozen[0], frozen[8], 1)) < 0.2
+
+
+def test_official_settings_keep_every_latent_frame_standard_normal():
+    flows, valid = rotation_flows(48, 64, 45, 1.0)
+    latent = warped_noise_for_segment(flows, valid, channels=16, degradation=0.0,
+                                      generator=torch.Generator().manual_seed(2))
+    assert latent.shape == (13, 16, 6, 8)
+    summary = noise_stats(latent)
+    assert max(abs(m) for m in summary["mean"]) < 0.15 and max(abs(s - 1) for s in summary["std"]) < 0.15
+    assert stats.kstest(latent.flatten().numpy(), "norm").pvalue > 0.01
+
+
+def test_composed_flows_equal_the_direct_flow_over_the_stride():
+    hop, hop_valid = rotation_flows(64, 64, 4, 2.0)
+    direct, direct_valid = rotation_flows(64, 64, 1, 8.0)
+    composed, composed_valid = compose_flows(torch.from_numpy(hop), torch.from_numpy(hop_valid), 4)
+    both = composed_valid[0].numpy() & direct_valid[0]
+    assert both.mean() > 0.7
+    assert np.abs(composed[0].numpy()[both] - direct[0][both]).max() < 0.05
+    assert not composed_valid[0].numpy()[~direct_valid[0]].any()  # what leaves the image stays invalid

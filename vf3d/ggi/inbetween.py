@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from vf3d.common.video_io import chain_segments
-from vf3d.ggi.noise_warp import warped_noise_for_segment
+from vf3d.ggi.noise_warp import NoiseWarpSettings, warped_noise_for_segment
 from vf3d.ggi.pipeline import GGIPipeline, GGISettings
 from vf3d.models.hed import EdgeDetector
 
@@ -32,12 +32,14 @@ def padded_flows(flows: np.ndarray, valid: np.ndarray, intervals: int) -> tuple[
 
 
 def segment_noise(guidance_dir: Path, segment: int, channels: int, settings: GGISettings, degradation: float,
-                  generator: torch.Generator) -> torch.Tensor:
-    """eps_w of one segment at latent resolution: (T, C, H/8, W/8)."""
+                  generator: torch.Generator, noise_settings: NoiseWarpSettings = NoiseWarpSettings(),
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """eps_w of one segment at latent resolution: (T, C, H/8, W/8), warped on `device`."""
     with np.load(guidance_dir / "flows" / f"seg{segment:03d}.npz") as data:
         flows, valid = padded_flows(data["forward"], data["forward_valid"], settings.segment_frames - 1)
     return warped_noise_for_segment(flows, valid, channels=channels, degradation=degradation,
-                                    num_frames=settings.num_frames, generator=generator)
+                                    num_frames=settings.num_frames, generator=generator, settings=noise_settings,
+                                    device=device)
 
 
 def generate_video(

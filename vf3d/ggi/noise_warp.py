@@ -42,10 +42,77 @@ class WarpState:
     offset: torch.Tensor  # (H, W, 2) float32 sub-pixel (dx, dy) of the particle from the pixel centre
 
 
-def initial_state(height: int, width: int, channels: int, generator: torch.Generator | None = None) -> WarpState:
-    """Fresh N(0, 1) noise, density 1, particles at pixel centres."""
-    noise = torch.randn(height, width, channels, generator=generator)
-    return WarpState(noise, torch.ones(height, width), torch.zeros(height, width, 2))
+@dataclass(frozen=True)
+class NoiseWarpSettings:
+    """How a segment's noise is warped; the defaults are the official preprocessing (`assets/mk_noise.py`), which
+    made the noise the Go-with-the-Flow LoRA and the GGI model were trained on."""
+
+    resolution_scale: int = 4
+    """Noise field size / video size. Official: 8x the half-resolution flows, i.e. 4x the video (2880x1920 for
+    720x480), read out by 32x area downscaling (the VAE's 8 x this scale). 1 = video resolution."""
+    flow_stride: int = 4
+    """Frames per warp. Official: correspondences between frames at the latent stride, 12 warps and 13 noise
+    frames per 49-frame segment; the flows in between are composed here. 1 = every consecutive flow (slow
+    motion then rounds to no motion at all and the noise freezes)."""
+    weighted_readout: bool = False
+    """Official: a plain area average of the noise field times the downscale factor. True: avg(noise*w) /
+    sqrt(avg(w^2)) with the particle densities w."""
+
+
+NOISE_WARP_PRESETS = {
+    "paper": NoiseWarpSettings(),
+    "video_rate": NoiseWarpSettings(resolution_scale=1, flow_stride=1, weighted_readout=True),
+}
+
+
+def initial_state(height: int, width: int, channels: int, generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> WarpState:
+    """Fresh N(0, 1) noise, density 1, particles at pixel centres (on `device`)."""
+    noise = torch.randn(height, width, channels, generator=generator).to(device)
+    return WarpState(noise, torch.ones(height, width, device=device), torch.zeros(height, width, 2, device=device))
+
+
+def compose_flows(flows: torch.Tensor, valid: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows f_{ks}->{(k+1)s} from consecutive flows f_i->i+1: (N, H, W, 2) -> (N / stride, H, W, 2).
+
+    Hop by hop, f_a->c(p) = f_a->b(p) + f_b->c(p + f_a->b(p)) with f_b->c sampled bilinearly; p stays valid
+    while every hop is valid at the pixel it reaches and every point, the last included, is inside the image.
+    """
+    n, h, w, _ = flows.shape
+    if n % stride:
+        raise ValueError(f"{n} flows cannot be grouped by flow_stride={stride}")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flows.dtype, device=flows.device) + 0.5,
+                            torch.arange(w, dtype=flows.dtype, device=flows.device) + 0.5, indexing="ij")
+    centre = torch.stack([xs, ys], -1)
+    scale = torch.tensor([w, h], dtype=flows.dtype, device=flows.device)
+    out_flows, out_valid = [], []
+    for group in range(0, n, stride):
+        total, ok = flows[group].clone(), valid[group].clone()
+        for hop in range(group + 1, group + stride):
+            point = centre + total
+            grid = (point / scale * 2 - 1)[None]
+            sampled = F.grid_sample(flows[hop].permute(2, 0, 1)[None], grid, mode="bilinear",
+                                    padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+            hop_valid = F.grid_sample(valid[hop][None, None].to(flows.dtype), grid, mode="nearest",
+                                      padding_mode="zeros", align_corners=False)[0, 0] > 0.5
+            inside = (point[..., 0] >= 0) & (point[..., 0] < w) & (point[..., 1] >= 0) & (point[..., 1] < h)
+            ok &= inside & hop_valid
+            total = total + sampled
+        landing = centre + total
+        ok &= (landing[..., 0] >= 0) & (landing[..., 0] < w) & (landing[..., 1] >= 0) & (landing[..., 1] < h)
+        out_flows.append(total)
+        out_valid.append(ok)
+    return torch.stack(out_flows), torch.stack(out_valid)
+
+
+def upsample_flows(flows: torch.Tensor, valid: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows of a `scale`x larger pixel grid: values times `scale`, resized bilinearly (pixel centres aligned);
+    valid masks nearest."""
+    if scale == 1:
+        return flows, valid
+    big = F.interpolate(flows.permute(0, 3, 1, 2), scale_factor=scale, mode="bilinear", align_corners=False)
+    big_valid = F.interpolate(valid[:, None].to(flows.dtype), scale_factor=scale, mode="nearest")[:, 0] > 0.5
+    return (big * scale).permute(0, 2, 3, 1).contiguous(), big_valid
 
 
 def warp_noise_step(
@@ -79,8 +146,9 @@ def warp_noise_step(
     """
     h, w, c = state.noise.shape
     hw = h * w
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
+    dev = state.noise.device  # runs wherever the state lives (a configured GPU, or the CPU)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=dev),
+                            torch.arange(w, dtype=torch.float32, device=dev), indexing="ij")
     centre = torch.stack([xs, ys], -1).reshape(hw, 2) + 0.5
     noise, weight, offset = state.noise.reshape(hw, c), state.weight.reshape(hw), state.offset.reshape(hw, 2)
     flow, valid = flow.reshape(hw, 2), valid.reshape(hw)
@@ -88,7 +156,8 @@ def warp_noise_step(
     def draw(kind: int, index: torch.Tensor) -> torch.Tensor:
         if isinstance(randn, torch.Tensor):
             return randn[kind].reshape(hw, c)[index]
-        return torch.randn(len(index), c, generator=randn)
+        where = randn.device if isinstance(randn, torch.Generator) else dev
+        return torch.randn(len(index), c, generator=randn, device=where).to(dev)
 
     def pixel_index(point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat index of the pixel containing each point (H*W, 2), and whether it lies inside the image."""
@@ -112,11 +181,11 @@ def warp_noise_step(
     # Regaussianize the copies of sources used k > 1 times (for k = 1 the formula returns the value itself).
     k = torch.bincount(torch.cat([src, exp_src]), minlength=hw)
     split = torch.nonzero(k > 1).squeeze(1)
-    slot = torch.full((hw,), -1, dtype=torch.long)
-    slot[split] = torch.arange(len(split))
+    slot = torch.full((hw,), -1, dtype=torch.long, device=dev)
+    slot[split] = torch.arange(len(split), device=dev)
     src_split, exp_split = torch.nonzero(k[src] > 1).squeeze(1), torch.nonzero(k[exp_src] > 1).squeeze(1)
     z_src, z_exp = draw(0, src[src_split]), draw(1, exp_tgt[exp_split])
-    z_mean = torch.zeros(len(split), c).index_add_(0, slot[src[src_split]], z_src)
+    z_mean = torch.zeros(len(split), c, device=dev).index_add_(0, slot[src[src_split]], z_src)
     z_mean = z_mean.index_add_(0, slot[exp_src[exp_split]], z_exp) / k[split, None]
 
     def copies(source: torch.Tensor, which: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -126,7 +195,8 @@ def warp_noise_step(
         out[which] = noise[group] * k[group, None].rsqrt() + (z - z_mean[slot[group]])
         return out
 
-    new_noise, new_weight, new_offset = torch.empty(hw, c), torch.ones(hw), torch.zeros(hw, 2)
+    new_noise = torch.empty(hw, c, device=dev)
+    new_weight, new_offset = torch.ones(hw, device=dev), torch.zeros(hw, 2, device=dev)
     copy_weight = weight / k.clamp(min=1)
 
     # Targets with one arrival take its copy; several combine as sum(a*n) / sqrt(sum(a^2)), a = w/k.
@@ -135,14 +205,14 @@ def warp_noise_step(
     new_noise[tgt[alone]] = src_noise[alone]
     crowd = torch.nonzero(~alone).squeeze(1)
     merged, into = torch.unique(tgt[crowd], return_inverse=True)
-    numerator = torch.zeros(len(merged), c).index_add_(0, into, src_noise[crowd] * a[crowd, None])
-    norm = torch.zeros(len(merged)).index_add_(0, into, a[crowd] ** 2).sqrt()
+    numerator = torch.zeros(len(merged), c, device=dev).index_add_(0, into, src_noise[crowd] * a[crowd, None])
+    norm = torch.zeros(len(merged), device=dev).index_add_(0, into, a[crowd] ** 2).sqrt()
     new_noise[merged] = numerator / norm[:, None]
     reached = arrivals > 0
-    new_weight[reached] = torch.zeros(hw).index_add_(0, tgt, a)[reached]
+    new_weight[reached] = torch.zeros(hw, device=dev).index_add_(0, tgt, a)[reached]
     if subpixel:
         residual = landing[src] - (landing[src].floor() + 0.5)
-        moments = torch.zeros(hw, 2).index_add_(0, tgt, residual * a[:, None])
+        moments = torch.zeros(hw, 2, device=dev).index_add_(0, tgt, residual * a[:, None])
         new_offset[reached] = moments[reached] / new_weight[reached, None]
 
     new_noise[exp_tgt] = copies(exp_src, exp_split, z_exp)
@@ -252,16 +322,19 @@ def _check_flows(flows, valid) -> tuple[torch.Tensor, torch.Tensor]:
     return flows, valid
 
 
-def _warped_states(flows, valid, channels: int, generator: torch.Generator | None, subpixel: bool):
-    """Yield the state of frames 0..N, one at a time (a 46-frame 720x480 sequence never sits in memory)."""
+def _warped_states(flows, valid, channels: int, generator: torch.Generator | None, subpixel: bool,
+                   scale: int = 1, device: torch.device | str = "cpu"):
+    """Yield the state of frames 0..N, one at a time (a 46-frame 720x480 sequence never sits in memory); with
+    `scale`, on a `scale`x larger noise field, each flow upsampled when its step comes."""
     flows, valid = _check_flows(flows, valid)
     if channels < 1:
         raise ValueError(f"channels={channels}: need at least 1 noise channel (CogVideoX latents: 16)")
     _, h, w, _ = flows.shape
-    state = initial_state(h, w, channels, generator)
+    state = initial_state(h * scale, w * scale, channels, generator, device)
     yield state
     for flow, mask in zip(flows, valid):
-        state = warp_noise_step(state, flow, mask, generator, subpixel)
+        big_flow, big_mask = upsample_flows(flow[None].to(device), mask[None].to(device), scale)
+        state = warp_noise_step(state, big_flow[0], big_mask[0], generator, subpixel)
         yield state
 
 
@@ -382,13 +455,18 @@ def warped_noise_for_segment(
     generator: torch.Generator | None = None,
     temporal: int = 4,
     subpixel: bool = False,
+    settings: NoiseWarpSettings = NoiseWarpSettings(),
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Initial latents' noise eps_w for GGI from a segment's forward flows (paper Sec. 3.3).
 
-    Equal to `mix_with_fresh(latent_noise(noise, weights=weights, ...), ...)` of
-    `noise, weights = warp_noise_sequence(..., return_weights=True)` for the
-    same generator, but reads each needed frame out as it is warped instead of holding the whole
-    pixel-resolution sequence (1 GB at 46x16x480x720).
+    The segment's flows are padded with identity flows to `num_frames - 1` (GGI's 46 frames + 3 repeats of
+    the last: the camera holds still), composed into `settings.flow_stride`-frame flows, and the noise is
+    warped on a `settings.resolution_scale`x larger field, then read out at latent size. With the default
+    settings this is the official preprocessing: 12 warps of 4 frames each on a 2880x1920 field for 720x480,
+    area-downscaled 32x to 13 x 16 x 60 x 90. With `NOISE_WARP_PRESETS["video_rate"]` it equals
+    `mix_with_fresh(latent_noise(noise, weights=weights, ...), ...)` of `warp_noise_sequence(...,
+    return_weights=True)` for the same generator, reading each needed frame out as it is warped.
 
     Args:
         flows: (N, H, W, 2) float32 forward flows f_i->i+1 of the segment (N = 45 for 46 frames).
@@ -396,19 +474,48 @@ def warped_noise_for_segment(
         channels: latent channels C (CogVideoX: 16).
         degradation: fresh-noise mix a (paper: 0.5), see `mix_with_fresh`.
         spatial, num_frames, temporal: latent layout, see `latent_noise`.
-        generator: source of all randomness.
+        generator: source of all randomness (a CPU generator; draws move to `device`).
         subpixel: see `warp_noise_step`.
+        settings: resolution, stride and readout (`NoiseWarpSettings`).
+        device: where the noise field lives and is warped (a configured GPU, or the CPU).
 
     Returns:
-        (1 + (num_frames - 1) / temporal, C, H / spatial, W / spatial) float32 (13x16x60x90 for the paper).
+        (1 + (num_frames - 1) / temporal, C, H / spatial, W / spatial) float32 on the CPU (13x16x60x90 for
+        the paper).
     """
     flows, valid = _check_flows(flows, valid)
-    index = _latent_frame_indices(flows.shape[0] + 1, num_frames, temporal)
+    stride, scale = settings.flow_stride, settings.resolution_scale
+    if stride < 1 or temporal % stride or scale < 1:
+        raise ValueError(f"flow_stride={stride}, resolution_scale={scale}: the stride must divide the VAE's "
+                         f"temporal downsampling {temporal}, the scale be at least 1")
+    if stride == 1:
+        index = _latent_frame_indices(flows.shape[0] + 1, num_frames, temporal)
+    else:
+        intervals = num_frames - 1
+        if flows.shape[0] > intervals or intervals % temporal:
+            raise ValueError(f"{flows.shape[0]} flows for num_frames={num_frames}: expected at most "
+                             f"{intervals}, and num_frames = 1 + a multiple of {temporal}")
+        flows, valid = _identity_padded(flows, valid, intervals)
+        flows, valid = compose_flows(flows, valid, stride)
+        index = list(range(0, intervals // stride + 1, temporal // stride))
+    block = spatial * scale
     readouts = {}
-    for frame, state in enumerate(_warped_states(flows, valid, channels, generator, subpixel)):
+    for frame, state in enumerate(_warped_states(flows, valid, channels, generator, subpixel, scale, device)):
         if frame in index:
-            readouts[frame] = _spatial_readout(state.noise.permute(2, 0, 1)[None], state.weight[None], spatial)[0]
+            noise = state.noise.permute(2, 0, 1)[None]
+            readout = (_spatial_readout(noise, state.weight[None], block) if settings.weighted_readout
+                       else F.avg_pool2d(noise, block) * block)  # official: plain area average, times the factor
+            readouts[frame] = readout[0].cpu()
     return mix_with_fresh(torch.stack([readouts[i] for i in index]), degradation, generator)
+
+
+def _identity_padded(flows: torch.Tensor, valid: torch.Tensor, intervals: int) -> tuple[torch.Tensor, torch.Tensor]:
+    missing = intervals - flows.shape[0]
+    if missing <= 0:
+        return flows, valid
+    _, h, w, _ = flows.shape
+    return (torch.cat([flows, torch.zeros(missing, h, w, 2, dtype=flows.dtype)]),
+            torch.cat([valid, torch.ones(missing, h, w, dtype=torch.bool)]))
 
 
 def noise_stats(noise: torch.Tensor) -> dict:

@@ -29,7 +29,7 @@ from vf3d.common.hashing import content_hash
 from vf3d.common.video_io import write_mp4
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.ggi.inbetween import generate_video, segment_noise
-from vf3d.ggi.noise_warp import noise_stats
+from vf3d.ggi.noise_warp import NOISE_WARP_PRESETS, noise_stats
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key
 from vf3d.ggi.training_set import clip_from_render, clip_from_video, read_video_frames, video_folders
@@ -49,21 +49,27 @@ class WarpedNoiseConfig(Config):
     degradation: float = 0.5
     """Mix with fresh noise (official code: 0.5); 0 = pure warped noise."""
     seed: int = 0
+    preset: str = "paper"
+    """'paper': the official warping (4x video resolution, one warp per 4 frames, area readout); 'video_rate':
+    every consecutive flow at video resolution (see vf3d.ggi.noise_warp.NoiseWarpSettings)."""
 
 
-@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="1",
+@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="2",
        description="Go-with-the-Flow warped noise per segment at latent resolution (13 x 16 x H/8 x W/8).")
-def warped_noise(context: AssetExecutionContext, config: WarpedNoiseConfig, artifacts: ArtifactStore
+def warped_noise(context: AssetExecutionContext, config: WarpedNoiseConfig, artifacts: ArtifactStore, gpu: GPU
                  ) -> MaterializeResult:
     guidance_dir = artifacts.path("guidance", context.partition_key)
     segments = json.loads((guidance_dir / "meta.json").read_text())["segments"]
     settings = GGI_PRESETS["paper"]
+    if config.preset not in NOISE_WARP_PRESETS:
+        raise ValueError(f"warped_noise config preset={config.preset!r}: expected one of {sorted(NOISE_WARP_PRESETS)}")
     out = artifacts.path("warped_noise", context.partition_key)
     stats = []
     with atomic_dir(out) as tmp:
         for k in range(len(segments)):
             noise = segment_noise(guidance_dir, k, LATENT_CHANNELS, settings, config.degradation,
-                                  torch.Generator().manual_seed(config.seed + k))
+                                  torch.Generator().manual_seed(config.seed + k), NOISE_WARP_PRESETS[config.preset],
+                                  gpu.settings().torch_device())
             save_file({"noise": noise.contiguous()}, tmp / f"seg{k:03d}.safetensors")
             stats.append(noise_stats(noise))
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
@@ -138,7 +144,7 @@ class GGIWeightsConfig(Config):
     subfolder) as released, or a vf3d weights file. Every tensor is checked against the model's shapes."""
 
 
-@asset(deps=[ggi_training_set], group_name="ggi", code_version="1", pool="gpu",
+@asset(deps=[ggi_training_set], group_name="ggi", code_version="2", pool="gpu",
        description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint).",
        check_specs=[AssetCheckSpec("loss_decreased", asset="ggi_weights",
                                    description="Trained: the evaluation loss on the training clips fell. Imported: "
@@ -202,7 +208,7 @@ class VideoConfig(Config):
     partitions_def=scene_style_partitions,
     deps=[anchors, AssetDep(guidance, partition_mapping=from_scene),
           AssetDep(warped_noise, partition_mapping=from_scene), ggi_weights],
-    group_name="ggi", code_version="1", pool="gpu",
+    group_name="ggi", code_version="2", pool="gpu",
     description="The video: every segment in-betweened between its anchors, chained; H.264 mp4 + frames.",
 )
 def video(context: AssetExecutionContext, config: VideoConfig, artifacts: ArtifactStore, models: ModelStore,
