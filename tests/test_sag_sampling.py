@@ -1,5 +1,7 @@
 """Sparse Appearance-guided Sampling on the tiny FLUX components: Eq. 1 exactly, and only for K steps."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,62 @@ def test_warp_samples_view_j_along_the_flow():
 def test_bad_size_is_a_clear_error(sag):
     with pytest.raises(ValueError, match="multiples of 16"):
         sag("p", Image.new("RGB", (50, 40)), 40, 50, settings=SAG_PRESETS["tiny"])
+
+
+@pytest.mark.parametrize("schedule_tokens", ["xflux", "latent"])
+def test_schedule_shift_reproduces_xflux_and_latent_tokens_is_the_option(sag, schedule_tokens):
+    """The official x-flux schedule (`get_schedule(steps, (w // 8) * (h // 8) // 256)`, shift on) written out
+    here independently; "latent" counts FLUX's packed 2x2 tokens as diffusers does."""
+    steps = 5
+    assert SAG_PRESETS["paper"].schedule_tokens == "xflux"
+    settings = with_overrides(SAG_PRESETS["tiny"], num_inference_steps=steps, schedule_tokens=schedule_tokens)
+    sag("a photo in sks style", Image.fromarray(np.zeros((H, W, 3), np.uint8)), H, W, settings=settings,
+        generator=torch.Generator().manual_seed(0))
+    tokens = (W // 8) * (H // 8) // 256 if schedule_tokens == "xflux" else (H // 16) * (W // 16)
+    mu = 0.5 + (1.15 - 0.5) / (4096 - 256) * (tokens - 256)  # x-flux get_lin_function(256, 0.5, 4096, 1.15)
+    t = np.linspace(1, 0, steps + 1)[:-1]
+    expected = math.exp(mu) / (math.exp(mu) + (1 / t - 1))
+    np.testing.assert_allclose(sag.pipe.scheduler.sigmas[:-1].numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed_per_anchor", [False, True])
+def test_every_anchor_starts_from_the_same_seed_as_the_official_code(tmp_path, seed_per_anchor):
+    from vf3d.sag.anchors import generate_anchors
+    from vf3d.sag.sampling import SAGOutput
+
+    (tmp_path / "edges").mkdir()
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "meta.json").write_text('{"height": 16, "width": 16, "segments": [[0, 2], [2, 4], [4, 5]]}')
+    for i in range(6):
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "edges" / f"{i:05d}.png")
+    for k in range(3):
+        np.savez(tmp_path / "flows" / f"seg{k:03d}.npz", end_to_start=np.zeros((16, 16, 2), np.float32),
+                 end_to_start_valid=np.ones((16, 16), bool))
+    seeds = []
+
+    def fake_sag(prompt, control, height, width, warped, valid, settings, generator):
+        seeds.append(generator.initial_seed())
+        return SAGOutput(image=Image.fromarray(np.full((16, 16, 3), 7, np.uint8)))
+
+    settings = with_overrides(SAG_PRESETS["paper"], seed_per_anchor=seed_per_anchor)
+    assert SAG_PRESETS["paper"].seed_per_anchor is False
+    generate_anchors(fake_sag, tmp_path, tmp_path / "out", ["p"] * 4, lambda e: e, settings,
+                     lambda k: torch.Generator().manual_seed(100 + k))
+    assert seeds == ([100, 101, 102, 103] if seed_per_anchor else [100] * 4)
+
+
+def test_resampling_is_nearest_as_the_official_code_and_smooth_is_the_option(sag):
+    assert SAG_PRESETS["paper"].resampling == "nearest"
+    mask = np.zeros((H, W), np.float32)
+    mask[:, ::3] = 1.0  # stripes: an area average gives fractions, nearest never does
+    nearest = sag.pack_mask(mask, 6, 8, 4, "nearest")
+    smooth = sag.pack_mask(mask, 6, 8, 4, "smooth")
+    assert set(nearest.unique().tolist()) <= {0.0, 1.0}
+    assert not set(smooth.unique().tolist()) <= {0.0, 1.0}
+    image = np.random.default_rng(3).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    flow = np.full((H, W, 2), 0.4, np.float32)  # between pixels: bilinear mixes, nearest copies one
+    valid = np.ones((H, W), bool)
+    copied, _ = warp_image(image, flow, valid, mode="nearest")
+    mixed, _ = warp_image(image, flow, valid)
+    np.testing.assert_array_equal(copied[:-1, :-1], image[:-1, :-1])
+    assert not np.array_equal(mixed[:-1, :-1], image[:-1, :-1])

@@ -53,7 +53,8 @@ def generate_anchors(
 
     Args:
         prompts: one prompt per anchor (identifier + post-prompt); different identifiers make a style transition.
-        generator_for: a seeded generator for anchor k (so each anchor is reproducible on its own).
+        generator_for: a generator seeded with the base seed + k; anchor k gets k = 0 (official: the same
+            noise for every anchor) or its own index with `settings.seed_per_anchor`.
     """
     meta = json.loads((guidance_dir / "meta.json").read_text())
     frames = anchor_frames(meta["segments"])
@@ -73,12 +74,13 @@ def generate_anchors(
             observed = replaced = 0.0
             if previous is not None:
                 with np.load(guidance_dir / "flows" / f"seg{k - 1:03d}.npz") as flows:
-                    warped, valid = warp_image(previous, flows["end_to_start"], flows["end_to_start_valid"])
+                    warped, valid = warp_image(previous, flows["end_to_start"], flows["end_to_start_valid"],
+                                               "nearest" if settings.resampling == "nearest" else "bilinear")
                 Image.fromarray(warped).save(tmp / "warped" / f"{frame:05d}.png")
                 observed = float(valid.mean())
                 replaced = float((unobserved_mask(valid, settings) == 0).mean()) if settings.replacement else 0.0
             result = sag(prompts[k], control, height, width, warped=warped, valid=valid, settings=settings,
-                         generator=generator_for(k))
+                         generator=generator_for(k if settings.seed_per_anchor else 0))
             result.image.save(tmp / "anchors" / f"{frame:05d}.png")
             previous = np.asarray(result.image.convert("RGB"))
             records.append(AnchorRecord(frame, prompts[k], observed, replaced))

@@ -9,12 +9,37 @@ flow-matching time (Eq. 1; official code: z = m*z_t + (1-m)*((1-t)*x1 + t*x0), x
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 from diffusers import FluxControlNetPipeline
+from diffusers.pipelines.flux.pipeline_flux_controlnet import calculate_shift
 from PIL import Image
+
+
+ScheduleTokens = Literal["xflux", "latent"]
+Resampling = Literal["nearest", "smooth"]
+
+
+def xflux_sigmas(settings: "SAGSettings", height: int, width: int, scheduler_config: dict) -> np.ndarray | None:
+    """Sigmas that make diffusers' FLUX schedule equal the official x-flux one (None: diffusers' own).
+
+    diffusers shifts `linspace(1, 1/T, T)` by mu(packed tokens); shifts compose additively in mu
+    (1/s' - 1 = e^-mu (1/s - 1)), so pre-shifting by mu_xflux - mu_diffusers yields exactly mu_xflux.
+    """
+    if settings.schedule_tokens == "latent":
+        return None
+    if settings.schedule_tokens != "xflux":
+        raise ValueError(f"settings.schedule_tokens={settings.schedule_tokens!r}: expected 'xflux' or 'latent'")
+    shift = dict(base_seq_len=scheduler_config.get("base_image_seq_len", 256),
+                 max_seq_len=scheduler_config.get("max_image_seq_len", 4096),
+                 base_shift=scheduler_config.get("base_shift", 0.5), max_shift=scheduler_config.get("max_shift", 1.15))
+    mu = calculate_shift((width // 8) * (height // 8) // 256, **shift) - calculate_shift(
+        (height // 16) * (width // 16), **shift)
+    base = np.linspace(1.0, 1 / settings.num_inference_steps, settings.num_inference_steps)
+    return np.exp(mu) / (np.exp(mu) + (1 / base - 1))
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,17 @@ class SAGSettings:
     """Unobserved mask dilation with a 5x5 kernel, repeated (official code: 12)."""
     mask_blur_sigma: float = 3.0
     """Gaussian blur of the dilated mask with a 9x9 kernel (official code: sigma 3)."""
+    resampling: Resampling = "nearest"
+    """How the previous anchor is warped and the mask brought to the latent grid: "nearest" (official) or
+    "smooth" (bilinear warp, area-averaged mask)."""
+    seed_per_anchor: bool = False
+    """False: every anchor starts from the same noise (official `sag_generate_anchor_view.py`: the seed offset
+    `COUNTER` only grows with `USE_ELSE_NOISE`, which is False). True: anchor k uses seed + k."""
+    schedule_tokens: ScheduleTokens = "xflux"
+    """Token count the flow-matching schedule's shift mu is computed from. "xflux" (official
+    `src/flux/sampling.py`: `get_schedule(steps, (w // 8) * (h // 8) // (16 * 16))`, i.e. 21 tokens at 720x480,
+    mu = 0.46): reproduced, although it looks like a mistake, since FLUX packs 2x2 latent patches into
+    (h / 16) * (w / 16) = 1,350 tokens. "latent": those 1,350 tokens (mu = 0.71), as diffusers computes it."""
 
 
 SAG_PRESETS = {
@@ -87,10 +123,14 @@ class SAGPipeline:
         latents = vae.encode(pixels).latent_dist.mode()
         return self._packed((latents - vae.config.shift_factor) * vae.config.scaling_factor)
 
-    def pack_mask(self, mask: np.ndarray, latent_h: int, latent_w: int, channels: int) -> torch.Tensor:
-        """Downsample m to the latent grid (area average) and pack it like the latents: (1, L, 4*C)."""
+    def pack_mask(self, mask: np.ndarray, latent_h: int, latent_w: int, channels: int,
+                  resampling: Resampling = "nearest") -> torch.Tensor:
+        """Downsample m to the latent grid and pack it like the latents: (1, L, 4*C). "nearest" picks one pixel
+        per latent cell (official: `cv2.resize(..., INTER_NEAREST)`, which torch's "nearest" matches);
+        "smooth" averages the cell (area)."""
         small = torch.from_numpy(mask)[None, None].float()
-        small = torch.nn.functional.interpolate(small, size=(latent_h, latent_w), mode="area")
+        mode = {"nearest": "nearest", "smooth": "area"}[resampling]
+        small = torch.nn.functional.interpolate(small, size=(latent_h, latent_w), mode=mode)
         return self._packed(small.expand(1, channels, latent_h, latent_w).contiguous())
 
     @torch.no_grad()
@@ -130,7 +170,8 @@ class SAGPipeline:
         if guided:
             # 3. Observation: x1 = E(v_0->N), m = unobserved mask on the latent grid
             x1 = self.encode_warp(warped, generator).to(x0.dtype)
-            m = self.pack_mask(unobserved_mask(valid, settings), latent_h, latent_w, channels).to(x0)
+            m = self.pack_mask(unobserved_mask(valid, settings), latent_h, latent_w, channels,
+                               settings.resampling).to(x0)
             output.observed = m == 0
         # 4. Denoising with replacement before each of the first K steps (Eq. 1)
         def replace_observed(latents: torch.Tensor, step: int) -> torch.Tensor:
@@ -162,6 +203,7 @@ class SAGPipeline:
             height=height,
             width=width,
             num_inference_steps=settings.num_inference_steps,
+            sigmas=xflux_sigmas(settings, height, width, pipe.scheduler.config),
             guidance_scale=settings.guidance_scale,
             latents=latents,
             callback_on_step_end=on_step_end,

@@ -116,7 +116,7 @@ class AnchorsConfig(Config):
     partitions_def=scene_style_partitions,
     deps=[AssetDep(guidance, partition_mapping=from_scene), AssetDep(style_lora, partition_mapping=from_style)],
     group_name="sag",
-    code_version="1",
+    code_version="2",
     pool="gpu",
     description="Anchor views v_0, v_N (every segment boundary) by Sparse Appearance-guided Sampling.",
 )
