@@ -13,7 +13,8 @@ from resources.artifacts import default_home
 from vf3d.models.cogvideo import GGIComponents
 from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
-from vf3d.models.store import ModelLocations, default_hf_cache, ggi_weight_shapes, load_flux, load_ggi
+from vf3d.models.store import (ModelLocations, default_hf_cache, flux_transformer_config, ggi_weight_shapes,
+                               load_flux, load_ggi)
 
 if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run
     from evaluation.models import MetricModels
@@ -44,6 +45,9 @@ class ModelStore(ConfigurableResource):
 
     def ggi(self, dtype: torch.dtype, ggi_weights: Path | None, widened: bool = False) -> GGIComponents:
         return load_ggi(self.profile, self.locations(), dtype, ggi_weights, self.tiny_seed, widened)
+
+    def flux_transformer_config(self) -> dict:
+        return flux_transformer_config(self.profile, self.locations(), self.tiny_seed)
 
     def ggi_weight_shapes(self) -> dict[str, torch.Size]:
         return ggi_weight_shapes(self.profile, self.locations(), self.tiny_seed)

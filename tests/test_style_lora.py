@@ -1,5 +1,7 @@
 """Distribution alignment on tiny FLUX: the loss falls, save -> load is exact, identifiers differ."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -41,13 +43,20 @@ def test_training_lowers_the_loss(trained):
     assert len(result.losses) == LORA_PRESETS["tiny"].steps
 
 
-def test_lora_targets_the_first_23_blocks():
-    pattern = transformer_targets(LORA_PRESETS["paper"])
+def test_lora_targets_the_official_x_flux_processors():
+    """Double blocks 0-18 and single blocks 1-4, attention qkv and output projections only."""
     import re
-    assert re.fullmatch(pattern, "transformer_blocks.18.attn.to_q")
-    assert not re.fullmatch(pattern, "transformer_blocks.19.attn.to_q")
-    assert re.fullmatch(pattern, "single_transformer_blocks.3.proj_mlp")
-    assert not re.fullmatch(pattern, "single_transformer_blocks.4.proj_mlp")
+    pattern = transformer_targets(LORA_PRESETS["paper"])
+    for name in ("transformer_blocks.0.attn.to_q", "transformer_blocks.18.attn.add_v_proj",
+                 "transformer_blocks.7.attn.to_out.0", "transformer_blocks.7.attn.to_add_out",
+                 "single_transformer_blocks.1.attn.to_k", "single_transformer_blocks.4.proj_out"):
+        assert re.fullmatch(pattern, name), name
+    for name in ("transformer_blocks.19.attn.to_q", "single_transformer_blocks.0.attn.to_q",
+                 "single_transformer_blocks.5.proj_out", "transformer_blocks.0.ff.net.2",
+                 "transformer_blocks.0.ff_context.net.0.proj", "single_transformer_blocks.2.proj_mlp"):
+        assert not re.fullmatch(pattern, name), name
+    wider = transformer_targets(replace(LORA_PRESETS["paper"], feed_forward=True))
+    assert re.fullmatch(wider, "transformer_blocks.0.ff.net.2") and re.fullmatch(wider, "single_transformer_blocks.2.proj_mlp")
 
 
 def test_save_then_load_reproduces_outputs_exactly(trained):
@@ -64,3 +73,84 @@ def test_two_identifiers_in_one_lora_give_two_outputs(trained):
     trainer, _, _ = trained
     assert not np.array_equal(_generate(trainer.pipe, "a photo in sks style"),
                               _generate(trainer.pipe, "a painting in xyz style"))
+
+
+def xflux_lora_file(path, transformer, rank=4, seed=0):
+    """A LoRA in x-flux's own format (the official distribution alignment's output) for a FLUX transformer:
+    fused qkv LoRAs and output-projection LoRAs on double blocks, qkv and linear2 LoRAs on single blocks."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    linear2_in = transformer.single_transformer_blocks[0].proj_out.in_features
+    tensors = {}
+    def lora(name, fan_in, fan_out):
+        tensors[f"{name}.down.weight"] = torch.randn(rank, fan_in, generator=g)
+        tensors[f"{name}.up.weight"] = torch.randn(fan_out, rank, generator=g)
+    for i in range(len(transformer.transformer_blocks)):
+        for n in (1, 2):
+            lora(f"double_blocks.{i}.processor.qkv_lora{n}", dim, 3 * dim)
+            lora(f"double_blocks.{i}.processor.proj_lora{n}", dim, dim)
+    lora("single_blocks.1.processor.qkv_lora", dim, 3 * dim)
+    lora("single_blocks.1.processor.proj_lora", linear2_in, dim)
+    save_file(tensors, path)
+    return tensors
+
+
+def test_an_xflux_lora_file_loads_exactly(tmp_path):
+    import json
+
+    from peft.utils import get_peft_model_state_dict
+
+    from vf3d.sag.style_lora import META_FILE, XFLUX_LORA_FILE, is_xflux_lora
+
+    pipe = tiny_flux(0).pipeline()
+    tensors = xflux_lora_file(tmp_path / XFLUX_LORA_FILE, pipe.transformer)
+    (tmp_path / META_FILE).write_text(json.dumps({"source": "x-flux"}))
+    assert is_xflux_lora(tmp_path / XFLUX_LORA_FILE)
+    before = _generate(pipe, "a photo in sks style")
+    load_style_lora(pipe, tmp_path)
+    state = get_peft_model_state_dict(pipe.transformer, adapter_name=next(iter(pipe.transformer.peft_config)))
+    dim = pipe.transformer.config.num_attention_heads * pipe.transformer.config.attention_head_dim
+    up = tensors["double_blocks.0.processor.qkv_lora1.up.weight"]
+    for k, name in enumerate(("to_q", "to_k", "to_v")):  # the fused qkv LoRA, split exactly
+        key = f"transformer_blocks.0.attn.{name}"
+        assert torch.equal(state[f"{key}.lora_A.weight"], tensors["double_blocks.0.processor.qkv_lora1.down.weight"])
+        assert torch.equal(state[f"{key}.lora_B.weight"], up[k * dim:(k + 1) * dim])
+    assert torch.equal(state["single_transformer_blocks.1.proj_out.lora_B.weight"],
+                       tensors["single_blocks.1.processor.proj_lora.up.weight"])
+    assert not np.array_equal(before, _generate(pipe, "a photo in sks style"))
+    ours = tmp_path / "ours.safetensors"
+    from safetensors.torch import save_file
+    save_file({"transformer.x.lora_A.weight": torch.zeros(1)}, ours)
+    assert not is_xflux_lora(ours)
+
+
+def test_style_lora_asset_imports_an_xflux_file_and_verifies_it(tmp_path):
+    from dagster import materialize
+    from safetensors.torch import load_file, save_file
+
+    from resources import GPU, ArtifactStore, ModelStore
+    from vf3d_assets.assets.sag import style_lora
+
+    source = tmp_path / "official_lora.safetensors"
+    xflux_lora_file(source, tiny_flux(0).transformer)
+    resources = {"artifacts": ArtifactStore(root=str(tmp_path / "artifacts")), "models": ModelStore(profile="tiny"),
+                 "gpu": GPU(device="cpu")}
+    result = materialize([style_lora], partition_key="photo", resources=resources,
+                         run_config={"ops": {"style_lora": {"config": {"pretrained": str(source)}}}})
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["tensors_verified"].value == len(load_file(source))
+    pipe = tiny_flux(0).pipeline()
+    load_style_lora(pipe, tmp_path / "artifacts" / "style_lora" / "photo")
+    assert pipe.transformer.peft_config
+    # A LoRA for a different transformer (block 5 does not exist; a wrong width) is refused, naming the key.
+    bad = load_file(source)
+    bad["double_blocks.5.processor.proj_lora1.down.weight"] = torch.zeros(4, 7)
+    save_file(bad, tmp_path / "bad.safetensors")
+    failed = materialize([style_lora], partition_key="photo", resources=resources, raise_on_error=False,
+                         run_config={"ops": {"style_lora": {"config": {"pretrained": str(tmp_path / "bad.safetensors")}}}})
+    assert not failed.success
+    from vf3d.sag.style_lora import check_xflux_lora
+    with pytest.raises(ValueError, match=r"bad.safetensors: not an x-flux LoRA.*double_blocks.5"):
+        check_xflux_lora(tmp_path / "bad.safetensors", dict(tiny_flux(0).transformer.config))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import CogVideoXTransformer3DModel
+from diffusers import CogVideoXTransformer3DModel, FluxTransformer2DModel
 
 from vf3d.models.cogvideo import (
     COGVIDEO_FOLDER,
@@ -147,6 +147,18 @@ def ggi_weight_shapes(profile: Profile, locations: ModelLocations, seed: int = 0
         with torch.device("meta"):
             model = CogVideoXTransformer3DModel.from_config({**config, "in_channels": 3 * config["out_channels"]})
         return expected_ggi_shapes(model)
+    raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+
+
+def flux_transformer_config(profile: Profile, locations: ModelLocations, seed: int = 0) -> dict:
+    """The FLUX transformer's config (architecture only; `full` reads FLUX.1-dev's transformer/config.json)."""
+    if profile == "tiny":
+        return dict(tiny_flux(seed).transformer.config)
+    if profile == "full":
+        folder = locations.flux_dirs()[0] / "transformer"
+        if not (folder / "config.json").is_file():
+            raise MissingWeightsError([("FLUX.1-dev transformer config", [str(folder / "config.json")])])
+        return dict(FluxTransformer2DModel.load_config(folder))
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 

@@ -11,6 +11,7 @@ identifier each (paper 'Style Variation'). Saved with the diffusers LoRA convent
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,14 +22,20 @@ from diffusers import FluxControlNetPipeline
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from vf3d.common.atomic import atomic_dir
 from vf3d.models.flux import FluxComponents
 
 ATTENTION = r"attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
-FEED_FORWARD = r"ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2)|proj_mlp|proj_out"
+"""x-flux's attention LoRA in diffusers names: qkv_lora1/2 -> to_q|k|v / add_q|k|v_proj, proj_lora1/2 -> to_out.0 /
+to_add_out (double blocks); qkv_lora -> to_q|k|v (single blocks)."""
+SINGLE_OUTPUT = r"proj_out"
+"""x-flux's single-block proj_lora, on linear2 (attention + MLP -> dim), diffusers' `proj_out`."""
+FEED_FORWARD = r"ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2)|proj_mlp"
 CONTROLNET_LORA_FILE, META_FILE = "controlnet_lora.safetensors", "style_lora.json"
+XFLUX_LORA_FILE = "xflux_lora.safetensors"
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,12 @@ class LoRASettings:
 
     rank: int = 16
     """LoRA rank (paper: 16); alpha = rank, so the LoRA scale is 1."""
-    double_blocks: int = 19
-    """LoRA on the first N double-stream blocks (paper: all 19)."""
-    single_blocks: int = 4
-    """... and on the first N single-stream blocks (paper: 4, making 23 blocks)."""
+    double_blocks: tuple[int, ...] = tuple(range(19))
+    """Double-stream blocks with LoRA (official: all 19, x-flux `double_blocks_idx` 0-18)."""
+    single_blocks: tuple[int, ...] = (1, 2, 3, 4)
+    """Single-stream blocks with LoRA (official: x-flux `single_blocks_idx` 1-4; 23 blocks in all)."""
+    feed_forward: bool = False
+    """Also wrap the feed-forward layers (official: attention qkv and output projections only)."""
     steps: int = 400
     """Optimisation steps (paper: 400)."""
     learning_rate: float = 1e-4
@@ -58,13 +67,17 @@ LORA_PRESETS = {"paper": LoRASettings(), "tiny": LoRASettings(steps=30, learning
 
 
 def transformer_targets(settings: LoRASettings) -> str:
-    double = "|".join(str(i) for i in range(settings.double_blocks))
-    single = "|".join(str(i) for i in range(settings.single_blocks))
-    return rf"^(transformer_blocks\.({double})|single_transformer_blocks\.({single}))\.({ATTENTION}|{FEED_FORWARD})$"
+    """The transformer's LoRA modules as a regex: x-flux's attention processors on the chosen blocks (the
+    fused qkv LoRA of x-flux is three LoRAs here: loading an x-flux file splits it exactly, training learns
+    one A per projection instead of a shared one)."""
+    double = "|".join(str(i) for i in settings.double_blocks)
+    single = "|".join(str(i) for i in settings.single_blocks)
+    modules = "|".join([ATTENTION, SINGLE_OUTPUT] + ([FEED_FORWARD] if settings.feed_forward else []))
+    return rf"^(transformer_blocks\.({double})|single_transformer_blocks\.({single}))\.({modules})$"
 
 
 def controlnet_targets() -> str:
-    return rf"^(transformer_blocks|single_transformer_blocks)\.\d+\.({ATTENTION}|{FEED_FORWARD})$"
+    return rf"^(transformer_blocks|single_transformer_blocks)\.\d+\.({ATTENTION}|{SINGLE_OUTPUT}|{FEED_FORWARD})$"
 
 
 def lora_config(settings: LoRASettings, target: str) -> LoraConfig:
@@ -193,9 +206,55 @@ class StyleLoRATrainer:
             }, indent=1))
 
 
+def is_xflux_lora(path: Path) -> bool:
+    """True for a LoRA file in x-flux's format (the official distribution alignment's output):
+    `double_blocks.N.processor.qkv_lora1.down.weight`, ..., `single_blocks.N.processor.proj_lora.up.weight`."""
+    with safe_open(path, "pt") as f:
+        keys = list(f.keys())
+    return bool(keys) and all(re.match(r"^(diffusion_model\.)?(double|single)_blocks\.\d+\.processor\.", k) for k in keys)
+
+
+def check_xflux_lora(path: Path, transformer_config: dict) -> dict:
+    """Verify an x-flux LoRA file against a FLUX transformer's config, key by key: block indices exist, each
+    down/up pair has one rank and the shapes of the projection it adapts. Returns what was verified; any
+    mismatch is one `ValueError` naming the file and the first offending keys."""
+    dim = transformer_config["num_attention_heads"] * transformer_config["attention_head_dim"]
+    blocks = {"double_blocks": transformer_config["num_layers"], "single_blocks": transformer_config["num_single_layers"]}
+    fan = {"qkv_lora1": (dim, 3 * dim), "qkv_lora2": (dim, 3 * dim), "proj_lora1": (dim, dim),
+           "proj_lora2": (dim, dim), "qkv_lora": (dim, 3 * dim), "proj_lora": (dim + 4 * dim, dim)}
+    tensors = load_file(path)
+    wrong, ranks, adapted = [], set(), set()
+    for key, value in tensors.items():
+        m = re.match(r"^(?:diffusion_model\.)?(double_blocks|single_blocks)\.(\d+)\.processor\.(\w+)\.(down|up)\.weight$", key)
+        if not m or m.group(3) not in fan or int(m.group(2)) >= blocks[m.group(1)] or (
+                m.group(1) == "single_blocks") != (m.group(3) in ("qkv_lora", "proj_lora")):
+            wrong.append(f"{key} (not an x-flux LoRA key of this transformer)")
+            continue
+        fan_in, fan_out = fan[m.group(3)]
+        rank = value.shape[0] if m.group(4) == "down" else value.shape[1]
+        expected = (rank, fan_in) if m.group(4) == "down" else (fan_out, rank)
+        if tuple(value.shape) != expected:
+            wrong.append(f"{key} {tuple(value.shape)} != {expected}")
+        ranks.add(int(rank))
+        adapted.add(f"{m.group(1)}.{m.group(2)}")
+    if wrong or not tensors:
+        raise ValueError(f"{path}: not an x-flux LoRA for this FLUX transformer: {len(wrong)} bad key(s) "
+                         f"(first: {'; '.join(wrong[:3]) or 'the file is empty'})")
+    return {"format": "x-flux", "tensors_verified": len(tensors), "ranks": sorted(ranks),
+            "blocks": sorted(adapted, key=lambda b: (b.split(".")[0], int(b.split(".")[1])))}
+
+
 def load_style_lora(pipe: FluxControlNetPipeline, lora_dir: Path) -> dict:
-    """Load a saved style LoRA into a pipeline's transformer and ControlNet; returns its metadata."""
+    """Load a saved style LoRA into a pipeline's transformer and ControlNet; returns its metadata.
+
+    A folder holding `XFLUX_LORA_FILE` (imported from the official distribution alignment) loads into the
+    transformer through diffusers' XLabs converter, which splits x-flux's fused qkv LoRA exactly into
+    to_q/k/v LoRAs; the official release has no ControlNet LoRA in that format.
+    """
     meta = json.loads((lora_dir / META_FILE).read_text())
+    if (lora_dir / XFLUX_LORA_FILE).is_file():
+        pipe.load_lora_weights(load_file(lora_dir / XFLUX_LORA_FILE))
+        return meta
     settings = LoRASettings(**meta["settings"])
     pipe.load_lora_weights(lora_dir, weight_name="pytorch_lora_weights.safetensors")
     pipe.controlnet.add_adapter(lora_config(settings, controlnet_targets()))

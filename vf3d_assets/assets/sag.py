@@ -1,7 +1,9 @@
 """Sparse Anchor-view Generation assets: per-style LoRAs, per scene x style anchors (paper Sec. 3.2)."""
 
 import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,13 +23,15 @@ from PIL import Image
 from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
+from vf3d.common.atomic import atomic_dir
 from vf3d.common.hashing import content_hash
 from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.models.hed import as_rgb
 from vf3d.sag.anchors import anchor_frames, generate_anchors
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, with_overrides
-from vf3d.sag.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, training_size
+from vf3d.sag.style_lora import (LORA_PRESETS, META_FILE, XFLUX_LORA_FILE, StyleExample, StyleLoRATrainer,
+                                 check_xflux_lora, load_style_lora, training_size)
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.metadata import image_markdown
@@ -44,6 +48,9 @@ class StyleLoRAConfig(Config):
     also_styles: list[str] = []
     """Multi-style mode (paper 'Style Variation'): also train on these styles' references, one identifier each,
     into this one LoRA, so `anchors` can switch identifiers per anchor (style transitions)."""
+    pretrained: str = ""
+    """Import a LoRA in x-flux's format (the official distribution alignment's output) instead of training;
+    every tensor is checked against the FLUX transformer's blocks and shapes."""
 
 
 @asset(
@@ -59,6 +66,9 @@ class StyleLoRAConfig(Config):
 def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifacts: ArtifactStore, models: ModelStore,
                gpu: GPU) -> MaterializeResult:
     style = catalog.style(context.partition_key)
+    if config.pretrained:
+        return import_xflux_lora(Path(config.pretrained), artifacts.path("style_lora", context.partition_key),
+                                 models, style.identifier)
     device = gpu.settings()
     preset = LORA_PRESETS[config.preset or models.profile]
     settings = replace(preset, steps=config.steps or preset.steps,
@@ -100,6 +110,20 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         check_results=[AssetCheckResult(check_name="loss_decreased", passed=result.improved,
                                         metadata={"before": result.eval_loss_before, "after": result.eval_loss_after})],
     )
+
+
+def import_xflux_lora(source: Path, out: Path, models: ModelStore, identifier: str) -> MaterializeResult:
+    # check_xflux_lora raises on any bad key or shape: reaching the check means verified.
+    report = check_xflux_lora(source, models.flux_transformer_config())
+    with atomic_dir(out) as tmp:
+        shutil.copyfile(source, tmp / XFLUX_LORA_FILE)
+        (tmp / META_FILE).write_text(json.dumps({"source": str(source), "prompts": [identifier], **report}, indent=1))
+    return MaterializeResult(
+        data_version=DataVersion(content_hash(out)),
+        metadata={"path": MetadataValue.path(str(out)), "source": str(source), "import": MetadataValue.json(report)},
+        check_results=[AssetCheckResult(check_name="loss_decreased", passed=True,
+                                        description="imported: every tensor matches the transformer's blocks and "
+                                                    "shapes", metadata={"tensors_verified": report["tensors_verified"]})])
 
 
 class AnchorsConfig(Config):
