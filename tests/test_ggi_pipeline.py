@@ -215,3 +215,22 @@ def test_segments_chain_from_the_last_generated_frame_as_the_official_code(tmp_p
                            replace(TINY, chain_from=chain_from), "a prompt", lambda k: None)
     assert starts == ([100, 200, 201] if chain_from == "generated" else [100, 103, 106])
     assert len(video) == 8  # segments keep their first frames, joins counted once
+
+
+def test_edges_steer_sampling_once_the_edge_weights_are_trained():
+    """The zero-initialised edge weights make edges inert (the base model); trained (non-zero) weights make the
+    edge maps change the video, and dropping the edge channels would make them inert again."""
+    trained = tiny_cogvideo(0)
+    with torch.no_grad():
+        proj = trained.transformer.patch_embed.proj
+        base_in = 2 * trained.transformer.config.out_channels
+        proj.weight[:, base_in:] = torch.randn(proj.weight[:, base_in:].shape,
+                                               generator=torch.Generator().manual_seed(3)) * 0.5
+    pipe = GGIPipeline(trained)
+    pipe.set_progress_bar_config(disable=True)
+    other_edges = [_image(100 + i, (H, W)) for i in range(SEGMENT)]
+    with_edges, with_other = _run(pipe).frames, _run(pipe, edges=other_edges).frames
+    assert not all(np.array_equal(a, b) for a, b in zip(with_edges, with_other))
+    untrained = GGIPipeline(tiny_cogvideo(0))
+    untrained.set_progress_bar_config(disable=True)
+    assert all(np.array_equal(a, b) for a, b in zip(_run(untrained).frames, _run(untrained, edges=other_edges).frames))

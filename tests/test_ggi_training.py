@@ -117,3 +117,46 @@ def test_every_torch_load_is_weights_only():
              for p in (root / folder).rglob("*.py") for line in p.read_text().splitlines() if "torch.load(" in line]
     assert loads, "the scan found no torch.load at all"
     assert [f"{p}: {line.strip()}" for p, line in loads if "weights_only=True" not in line] == []
+
+
+class _Oracle(torch.nn.Module):
+    """Stands in for the transformer: returns the exact v-prediction target, plus `delta`, and records its input."""
+
+    def __init__(self, x0, noise, scheduler, delta=0.0):
+        super().__init__()
+        self.x0, self.noise, self.scheduler, self.delta, self.inputs = x0, noise, scheduler, delta, []
+
+    def forward(self, hidden_states, timestep, **kwargs):
+        self.inputs.append(hidden_states)
+        ab = self.scheduler.alphas_cumprod[timestep].float()
+        v = ab.sqrt() * self.noise - (1 - ab).sqrt() * self.x0  # written out here, not taken from the trainer
+        return (v + self.delta,)
+
+
+def test_loss_is_the_v_prediction_error_weighted_by_one_over_one_minus_alpha_bar():
+    trainer = _trainer()
+    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    zeros = torch.zeros_like(batch["image_latents"])
+    for t in (torch.tensor([50]), torch.tensor([500]), torch.tensor([950])):
+        trainer.components.transformer = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
+        assert trainer.loss(batch, t, torch.tensor(0.0), zeros).item() < 1e-10  # exact v: no loss
+        # An error d in v is an error sqrt(1 - alpha_bar) d in x0; the weight 1/(1 - alpha_bar) makes it d^2 at every t.
+        trainer.components.transformer = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler, delta=0.3)
+        assert trainer.loss(batch, t, torch.tensor(0.0), zeros).item() == pytest.approx(0.09, rel=1e-3)
+
+
+def test_anchor_noise_augmentation_is_log_normal_on_the_anchor_frames_only():
+    trainer = _trainer()
+    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(1)
+    sigmas = torch.stack([trainer._draw(batch, generator)[1] for _ in range(4000)])
+    assert float(sigmas.log().mean()) == pytest.approx(-3.0, abs=0.03)
+    assert float(sigmas.log().std()) == pytest.approx(0.5, abs=0.03)
+    oracle = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
+    trainer.components.transformer = oracle
+    augment = torch.ones_like(batch["image_latents"])
+    trainer.loss(batch, torch.tensor([500]), torch.tensor(0.25), augment)
+    channels = batch["x0"].shape[2]
+    seen = oracle.inputs[-1][:, :, channels:2 * channels]
+    change = (seen - batch["image_latents"]).abs().amax(dim=(0, 2, 3, 4))
+    assert torch.allclose(change[[0, -1]], torch.tensor(0.25)) and change[1:-1].max() == 0

@@ -143,3 +143,19 @@ def test_resampling_is_nearest_as_the_official_code_and_smooth_is_the_option(sag
     mixed, _ = warp_image(image, flow, valid)
     np.testing.assert_array_equal(copied[:-1, :-1], image[:-1, :-1])
     assert not np.array_equal(mixed[:-1, :-1], image[:-1, :-1])
+
+
+def test_replacement_target_follows_the_schedule_step_by_step(sag):
+    """z = m*z_t + (1-m)*((1-t_k)*x1 + t_k*x0) with t_k from the x-flux schedule written out here: x1 is
+    recovered from step 1 and must then predict every other replacement step (an off-by-one sigma fails)."""
+    settings, out = _guided(sag, replacement=True)
+    steps, observed = settings.num_inference_steps, out.observed
+    tokens = (W // 8) * (H // 8) // 256
+    mu = 0.5 + (1.15 - 0.5) / (4096 - 256) * (tokens - 256)
+    t = np.linspace(1, 0, steps + 1)[:-1]
+    sigma = np.exp(mu) / (np.exp(mu) + (1 / t - 1))
+    x0 = out.step_inputs[0]  # t_0 = 1: the replacement leaves z_T = x0 unchanged
+    x1 = (out.step_inputs[1] - float(sigma[1]) * x0) / (1 - float(sigma[1]))
+    for k in range(2, settings.replace_steps):
+        expected = (1 - float(sigma[k])) * x1 + float(sigma[k]) * x0
+        torch.testing.assert_close(out.step_inputs[k][observed], expected[observed], rtol=1e-4, atol=1e-4)

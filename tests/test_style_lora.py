@@ -75,6 +75,29 @@ def test_two_identifiers_in_one_lora_give_two_outputs(trained):
                               _generate(trainer.pipe, "a painting in xyz style"))
 
 
+def test_flow_loss_targets_the_velocity_noise_minus_x():
+    trainer = StyleLoRATrainer(tiny_flux(0), LORA_PRESETS["tiny"])
+    batch = trainer._prepare(_example((200, 60, 30), "a photo in sks style"))
+    noise, t = torch.randn(batch["x"].shape, generator=torch.Generator().manual_seed(0)), torch.tensor(0.3)
+    seen = []
+
+    class Velocity(torch.nn.Module):
+        def __init__(self, offset):
+            super().__init__()
+            self.offset = offset
+
+        def forward(self, hidden_states, **kwargs):
+            seen.append(hidden_states)
+            return (noise - batch["x"] + self.offset,)
+
+    trainer.components.controlnet = lambda **kwargs: (None, None)
+    trainer.components.transformer = Velocity(0.0)
+    assert trainer.flow_loss(batch, noise, t).item() < 1e-12
+    torch.testing.assert_close(seen[-1], 0.7 * batch["x"] + 0.3 * noise)  # z_t = (1 - t) x + t noise
+    trainer.components.transformer = Velocity(0.5)
+    assert trainer.flow_loss(batch, noise, t).item() == pytest.approx(0.25, rel=1e-5)
+
+
 def xflux_lora_file(path, transformer, rank=4, seed=0):
     """A LoRA in x-flux's own format (the official distribution alignment's output) for a FLUX transformer:
     fused qkv LoRAs and output-projection LoRAs on double blocks, qkv and linear2 LoRAs on single blocks."""
