@@ -136,7 +136,7 @@ class _Oracle(torch.nn.Module):
 def test_loss_is_the_v_prediction_error_weighted_by_one_over_one_minus_alpha_bar():
     trainer = _trainer()
     batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
-    zeros = torch.zeros_like(batch["image_latents"])
+    zeros = torch.zeros_like(batch["anchor_pixels"])
     for t in (torch.tensor([50]), torch.tensor([500]), torch.tensor([950])):
         trainer.components.transformer = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
         assert trainer.loss(batch, t, torch.tensor(0.0), zeros).item() < 1e-10  # exact v: no loss
@@ -145,8 +145,13 @@ def test_loss_is_the_v_prediction_error_weighted_by_one_over_one_minus_alpha_bar
         assert trainer.loss(batch, t, torch.tensor(0.0), zeros).item() == pytest.approx(0.09, rel=1e-3)
 
 
+def _trainer_with(**changes):
+    preset = GGI_TRAINING_PRESETS["tiny"]
+    return GGITrainer(tiny_cogvideo(0), preset.__class__(**{**preset.__dict__, **changes}))
+
+
 def test_anchor_noise_augmentation_is_log_normal_on_the_anchor_frames_only():
-    trainer = _trainer()
+    trainer = _trainer_with(anchor_noise_space="latent")
     batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)
     sigmas = torch.stack([trainer._draw(batch, generator)[1] for _ in range(4000)])
@@ -160,3 +165,33 @@ def test_anchor_noise_augmentation_is_log_normal_on_the_anchor_frames_only():
     seen = oracle.inputs[-1][:, :, channels:2 * channels]
     change = (seen - batch["image_latents"]).abs().amax(dim=(0, 2, 3, 4))
     assert torch.allclose(change[[0, -1]], torch.tensor(0.25)) and change[1:-1].max() == 0
+
+
+def test_paper_augments_the_anchors_in_pixel_space_before_encoding():
+    from vf3d.ggi.pipeline import encode_pixels
+
+    trainer = _trainer()
+    assert GGI_TRAINING_PRESETS["paper"].anchor_noise_space == "pixel"
+    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    t, sigma, augment = trainer._draw(batch, torch.Generator().manual_seed(2))
+    assert augment.shape == batch["anchor_pixels"].shape == (2, 3, 48, 64)
+    oracle = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
+    trainer.components.transformer = oracle
+    trainer.loss(batch, t, torch.tensor(0.3), augment)
+    channels = batch["x0"].shape[2]
+    seen = oracle.inputs[-1][:, :, channels:2 * channels]
+    first = encode_pixels(trainer.components.vae, (batch["anchor_pixels"][0] + 0.3 * augment[0])[None, :, None])
+    last = encode_pixels(trainer.components.vae, (batch["anchor_pixels"][1] + 0.3 * augment[1])[None, :, None])
+    torch.testing.assert_close(seen[:, :1], first)
+    torch.testing.assert_close(seen[:, -1:], last)
+    assert seen[:, 1:-1].abs().max() == 0
+
+
+def test_clips_train_on_46_frames_and_3_repeats_as_at_inference():
+    trainer = _trainer()  # tiny: 6 real frames + 3 repeats = 9
+    clip = _clip()  # 9 distinct frames
+    batch = trainer.prepare(clip, torch.Generator().manual_seed(0))
+    from vf3d.ggi.pipeline import encode_video
+    assert torch.equal(batch["x0"], encode_video(trainer.components.vae, [*clip.frames[:6], *[clip.frames[5]] * 3]))
+    assert torch.equal(batch["image_latents"][:, -1:], encode_video(trainer.components.vae, [clip.frames[5]]))
+    assert GGI_TRAINING_PRESETS["paper"].real_frames == 46 and GGI_TRAINING_PRESETS["paper"].num_frames == 49

@@ -80,7 +80,12 @@ def encode_video(vae, frames: Sequence[np.ndarray], generator: torch.Generator |
     A single frame is encoded as the I2V pipeline encodes its image (a 1-frame clip). `generator` samples the
     posterior as diffusers does; None takes its mode (deterministic).
     """
-    pixels = to_pixels(frames).to(vae.device, vae.dtype)
+    return encode_pixels(vae, to_pixels(frames), generator)
+
+
+def encode_pixels(vae, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """E(pixels) for a (1, 3, F, H, W) clip in [-1, 1] (`to_pixels`): (1, T, C, h, w), scaled as `encode_video`."""
+    pixels = pixels.to(vae.device, vae.dtype)
     posterior = vae.encode(pixels).latent_dist
     latents = (posterior.sample(generator) if generator is not None else posterior.mode()).permute(0, 2, 1, 3, 4)
     scale = vae.config.scaling_factor

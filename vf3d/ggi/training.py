@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import shutil
+from typing import Literal
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from safetensors.torch import save_file
 from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic
 from vf3d.common.hashing import content_hash
 from vf3d.ggi.noise_warp import warped_noise_for_segment
-from vf3d.ggi.pipeline import conditioning_latents, encode_video, model_input
+from vf3d.ggi.pipeline import conditioning_latents, encode_pixels, encode_video, model_input, to_pixels
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict, load_ggi_weights
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -51,12 +52,19 @@ class GGITrainingSettings:
     keep_checkpoints: int = 2
     gradient_checkpointing: bool = True
     num_frames: int = 49
+    real_frames: int = 46
+    """Clip frames used; the last is repeated up to `num_frames` in the video, the structure maps and (as a still
+    camera) the flows, so the end anchor sits at frame 45 as at inference (official
+    `training_ggi/mydataset_depthhed_mask.py`: 46 frames + 3 repeats). `num_frames`: 49 real frames."""
+    anchor_noise_space: Literal["pixel", "latent"] = "pixel"
+    """Where the first/last frames are noise-augmented: "pixel", on the frames before VAE encoding (official
+    `training_ggi/exps/T073-000.py`), or "latent", on their latents."""
     seed: int = 0
 
 
 GGI_TRAINING_PRESETS = {
     "paper": GGITrainingSettings(),
-    "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9),
+    "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9, real_frames=6),
 }
 
 
@@ -138,7 +146,7 @@ class GGITrainer:
     def prepare(self, clip: TrainingClip, generator: torch.Generator) -> dict:
         """Latents and conditions of a clip (frozen VAE and text encoder: computed once)."""
         s, vae, pipe = self.settings, self.components.vae, self.pipe
-        n = min(len(clip.frames), s.num_frames)
+        n = min(len(clip.frames), s.real_frames, s.num_frames)
         frames, structure = clip.frames[:n], clip.structure[:n]
         pad = [frames[-1]] * (s.num_frames - n)
         image_latents, edge_latents = conditioning_latents(vae, frames[0], frames[-1], structure, s.num_frames)
@@ -151,7 +159,7 @@ class GGITrainer:
         rotary = (pipe._prepare_rotary_positional_embeddings(height, width, x0.shape[1], x0.device)
                   if self.components.transformer.config.use_rotary_positional_embeddings else None)
         return dict(x0=x0, noise=noise[None].to(x0), image_latents=image_latents, edge_latents=edge_latents,
-                    embeds=embeds, rotary=rotary)
+                    embeds=embeds, rotary=rotary, anchor_pixels=to_pixels([frames[0], frames[-1]])[0].transpose(0, 1).to(x0))
 
     def loss(self, batch: dict, t: torch.Tensor, anchor_sigma: torch.Tensor, augment: torch.Tensor) -> torch.Tensor:
         """Eq. 3 in CogVideoX's v-prediction form, at timestep t."""
@@ -159,8 +167,14 @@ class GGITrainer:
         x0, noise = batch["x0"], batch["noise"]
         noisy = scheduler.add_noise(x0, noise, t)
         image_latents = batch["image_latents"]
-        anchors = (image_latents.abs().sum(dim=(2, 3, 4), keepdim=True) > 0).to(x0)  # frames holding E(v_0), E(v_N)
-        image_latents = image_latents + anchors * anchor_sigma * augment
+        if self.settings.anchor_noise_space == "pixel":  # v_0, v_N noised as images, then encoded (official)
+            noisy_anchors = batch["anchor_pixels"] + anchor_sigma * augment  # (2, 3, H, W)
+            image_latents = torch.zeros_like(image_latents)
+            image_latents[:, :1] = encode_pixels(self.components.vae, noisy_anchors[0][None, :, None])
+            image_latents[:, -1:] = encode_pixels(self.components.vae, noisy_anchors[1][None, :, None])
+        else:
+            anchors = (image_latents.abs().sum(dim=(2, 3, 4), keepdim=True) > 0).to(x0)  # E(v_0), E(v_N) frames
+            image_latents = image_latents + anchors * anchor_sigma * augment
         output = self.components.transformer(
             hidden_states=model_input(noisy, image_latents, batch["edge_latents"]), encoder_hidden_states=batch["embeds"],
             timestep=t, image_rotary_emb=batch["rotary"], return_dict=False)[0]
@@ -178,7 +192,8 @@ class GGITrainer:
         s = self.settings
         t = torch.randint(0, self.pipe.scheduler.config.num_train_timesteps, (1,), generator=generator)
         sigma = torch.exp(torch.randn((), generator=generator) * s.anchor_noise_log_std + s.anchor_noise_log_mean)
-        augment = torch.randn(batch["image_latents"].shape, generator=generator)
+        shape = batch["anchor_pixels" if s.anchor_noise_space == "pixel" else "image_latents"].shape
+        augment = torch.randn(shape, generator=generator)
         return t, sigma, augment.to(batch["x0"])
 
     def save_checkpoint(self, out_dir: Path, losses: list[float], generator: torch.Generator) -> None:
