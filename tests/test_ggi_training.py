@@ -195,3 +195,33 @@ def test_clips_train_on_46_frames_and_3_repeats_as_at_inference():
     assert torch.equal(batch["x0"], encode_video(trainer.components.vae, [*clip.frames[:6], *[clip.frames[5]] * 3]))
     assert torch.equal(batch["image_latents"][:, -1:], encode_video(trainer.components.vae, [clip.frames[5]]))
     assert GGI_TRAINING_PRESETS["paper"].real_frames == 46 and GGI_TRAINING_PRESETS["paper"].num_frames == 49
+
+
+def test_recipe_accumulates_clips_clips_gradients_and_follows_the_warmup_cosine_schedule(monkeypatch):
+    import math
+
+    paper = GGI_TRAINING_PRESETS["paper"]
+    assert (paper.gradient_accumulation, paper.warmup_steps, paper.schedule_steps, paper.max_grad_norm,
+            paper.lr_scheduler) == (4, 800, 10_000, 1.0, "cosine_with_restarts")
+    trainer = _trainer_with(steps=5, gradient_accumulation=3, warmup_steps=2, schedule_steps=8, checkpoint_every=100)
+    clips = [_clip()]
+    batches = trainer.prepare_all(clips)
+    calls, norms, lrs = [], [], []
+    real_loss, real_clip, real_step = trainer.loss, torch.nn.utils.clip_grad_norm_, trainer.optimizer.step
+    monkeypatch.setattr(trainer, "loss", lambda *a: calls.append(1) or real_loss(*a))
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm: norms.append(max_norm) or
+                        real_clip(params, max_norm))
+    monkeypatch.setattr(trainer.optimizer, "step", lambda: lrs.append(trainer.optimizer.param_groups[0]["lr"]) or
+                        real_step())
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.train(None, Path(folder), batches=batches)
+    assert len(calls) == 5 * 3 and norms == [1.0] * 5
+    base = trainer.settings.learning_rate
+
+    def expected(step):  # linear warm-up, then one cosine cycle to 0 at schedule_steps (diffusers' formula)
+        if step < 2:
+            return base * step / 2
+        progress = (step - 2) / (8 - 2)
+        return base * 0.5 * (1 + math.cos(math.pi * (progress % 1.0)))
+    assert lrs == pytest.approx([expected(s) for s in range(5)])

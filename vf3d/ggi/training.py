@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.optimization import get_scheduler
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -39,7 +40,17 @@ class GGITrainingSettings:
     """Training settings (official code's values unless noted)."""
 
     steps: int = 1300
-    """Optimisation steps (paper: 1,300 iterations at batch 16)."""
+    """Optimisation steps (paper: 1,300 iterations; the released checkpoint is `checkpoint-1350`)."""
+    gradient_accumulation: int = 4
+    """Clips per optimisation step, batch 1 each (official `T073-000.yaml`: gradient_accumulation_steps 4)."""
+    lr_scheduler: str = "cosine_with_restarts"
+    """diffusers' `get_scheduler` name (official: cosine_with_restarts, 1 cycle)."""
+    warmup_steps: int = 800
+    """Linear learning-rate warm-up (official lr_warmup_steps: 800)."""
+    schedule_steps: int = 10_000
+    """Length of the learning-rate schedule (official max_train_steps: 10,000, of which 1,350 were used)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (official max_grad_norm: 1.0)."""
     learning_rate: float = 5e-5
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 1e-4
@@ -64,7 +75,8 @@ class GGITrainingSettings:
 
 GGI_TRAINING_PRESETS = {
     "paper": GGITrainingSettings(),
-    "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9, real_frames=6),
+    "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9, real_frames=6,
+                                gradient_accumulation=1, warmup_steps=0, schedule_steps=6),
 }
 
 
@@ -140,6 +152,8 @@ class GGITrainer:
         self.optimizer = torch.optim.AdamW([p for p in transformer.parameters() if p.requires_grad],
                                            lr=settings.learning_rate, betas=settings.betas,
                                            weight_decay=settings.weight_decay)
+        self.lr_scheduler = get_scheduler(settings.lr_scheduler, self.optimizer, num_warmup_steps=settings.warmup_steps,
+                                          num_training_steps=settings.schedule_steps, num_cycles=1)
         self.step = 0
 
     @torch.no_grad()
@@ -199,8 +213,8 @@ class GGITrainer:
     def save_checkpoint(self, out_dir: Path, losses: list[float], generator: torch.Generator) -> None:
         with atomic_dir(out_dir / f"{CHECKPOINT_PREFIX}{self.step:06d}") as tmp:
             save_file(ggi_state_dict(self.components.transformer), tmp / "transformer.safetensors")
-            torch.save({"optimizer": self.optimizer.state_dict(), "generator": generator.get_state()},
-                       tmp / "training_state.pt")
+            torch.save({"optimizer": self.optimizer.state_dict(), "lr_scheduler": self.lr_scheduler.state_dict(),
+                        "generator": generator.get_state()}, tmp / "training_state.pt")
             (tmp / "state.json").write_text(json.dumps({"step": self.step, "losses": losses}))
         for old in sorted(out_dir.glob(f"{CHECKPOINT_PREFIX}*"))[: -self.settings.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
@@ -210,6 +224,7 @@ class GGITrainer:
         # weights_only: the artifact volume may be shared (Kubernetes); a checkpoint never runs code.
         state = torch.load(checkpoint / "training_state.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         generator.set_state(state["generator"])
         info = json.loads((checkpoint / "state.json").read_text())
         self.step = info["step"]
@@ -238,15 +253,21 @@ class GGITrainer:
         losses = self.resume(checkpoint, generator) if checkpoint else []
         self.components.transformer.train()
         while self.step < s.steps:
-            batch = batches[self.step % len(batches)]
-            loss = self.loss(batch, *self._draw(batch, generator))
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"GGI training loss is {loss.item()} at step {self.step}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss = 0.0
+            for micro in range(s.gradient_accumulation):  # batch 1 per clip, gradients accumulated
+                batch = batches[(self.step * s.gradient_accumulation + micro) % len(batches)]
+                loss = self.loss(batch, *self._draw(batch, generator))
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"GGI training loss is {loss.item()} at step {self.step}")
+                (loss / s.gradient_accumulation).backward()
+                step_loss += loss.item() / s.gradient_accumulation
+            torch.nn.utils.clip_grad_norm_([p for p in self.components.transformer.parameters() if p.requires_grad],
+                                           s.max_grad_norm)
             self.optimizer.step()
+            self.lr_scheduler.step()
             self.step += 1
-            losses.append(loss.item())
+            losses.append(step_loss)
             if progress:
                 progress(self.step, losses[-1])
             if self.step % s.checkpoint_every == 0 or self.step == s.steps:
