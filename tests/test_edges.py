@@ -77,3 +77,18 @@ def test_edge_types_are_classified():
     assert types["intersection"][:, 3].all() and types["intersection"].sum() == h
     assert types["object_boundary"][2, :4].all()
     assert not types["silhouette"].any() and not types["crease"].any()
+
+
+def test_a_bend_sharper_than_the_crease_angle_is_a_crease_and_a_gentle_one_is_not():
+    h, w = 6, 8
+    depth = np.full((h, w), 5.0)
+    obj, mat = np.ones((h, w), np.int32), np.ones((h, w), np.int32)
+    for degrees, expect in ((60.0, True), (30.0, False)):  # EdgeSettings: creases above 40 degrees
+        normal = np.zeros((h, w, 3))
+        normal[..., 2] = -1
+        t = np.radians(degrees)
+        normal[:, 4:] = [0.0, np.sin(t), -np.cos(t)]  # one object, one continuous surface, bent at column 4
+        types = edge_types(_synthetic(depth, normal, obj, mat), depth)
+        assert types["crease"][:, 3:5].any(axis=1).all() == expect
+        assert types["crease"][:, :2].sum() == 0 and types["crease"][:, 6:].sum() == 0
+        assert not types["intersection"].any() and not types["object_boundary"].any()
