@@ -13,8 +13,9 @@ from resources.artifacts import default_home
 from vf3d.models.cogvideo import GGIComponents
 from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
+from vf3d.models.captioner import Captioner
 from vf3d.models.store import (ModelLocations, default_hf_cache, flux_transformer_config, ggi_weight_shapes,
-                               load_flux, load_ggi)
+                               load_captioner, load_flux, load_ggi)
 
 if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run
     from evaluation.models import MetricModels
@@ -45,6 +46,11 @@ class ModelStore(ConfigurableResource):
 
     def ggi(self, dtype: torch.dtype, ggi_weights: Path | None, widened: bool = False) -> GGIComponents:
         return load_ggi(self.profile, self.locations(), dtype, ggi_weights, self.tiny_seed, widened)
+
+    def captioner(self, device: torch.device, dtype: torch.dtype) -> Captioner:
+        """BLIP-2 for the GGI prompt (float16 on a GPU as the official code, the given dtype elsewhere)."""
+        return load_captioner(self.profile, self.locations(), device,
+                              torch.float16 if torch.device(device).type == "cuda" else dtype, self.tiny_seed)
 
     def flux_transformer_config(self) -> dict:
         return flux_transformer_config(self.profile, self.locations(), self.tiny_seed)

@@ -44,6 +44,13 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     result = run(["anchors", "video"], partition)
     metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert metadata["video"]["frames"].value == 50 and metadata["video"]["method"].value == "ggi"
+    # The prompt is the BLIP-2 caption of the first anchor (official ggi.py), recorded with its source.
+    from PIL import Image
+
+    from vf3d.models.captioner import tiny_captioner
+    first_anchor = np.asarray(Image.open(tmp_path / "anchors" / "test_shot_b__photo" / "anchors" / "00000.png"))
+    assert metadata["video"]["prompt"].value == tiny_captioner(0)(first_anchor[..., :3])
+    assert metadata["video"]["prompt_source"].value.startswith("BLIP-2 caption of the first anchor")
     assert "data:image/png;base64," in metadata["video"]["contact_sheet"].value
     frames = read_mp4(tmp_path / "video" / "test_shot_b__photo" / "video.mp4")
     assert len(frames) == 50 and frames[0].shape == (48, 64, 3)

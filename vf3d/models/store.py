@@ -39,7 +39,8 @@ from vf3d.models.flux import (
 from vf3d.models.ggi_checkpoint import expected_ggi_shapes
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
 from vf3d.models.raft import RAFT_FILES
-from vf3d.models.weights import MissingWeightsError, hf_cache_snapshots
+from vf3d.models.captioner import BLIP2_FOLDER, BLIP2_REPO, Captioner, load_full_captioner, tiny_captioner
+from vf3d.models.weights import MissingWeightsError, has_weights, hf_cache_snapshots
 
 Profile = Literal["tiny", "full"]
 
@@ -110,7 +111,13 @@ class ModelLocations:
                      "present": (depth / "config.json").is_file(), "where": str(depth)})
         rows.append({"stage": "ggi", "component": "GGI transformer weights", "present": True,
                      "where": "asset ggi_weights (trained here, or imported with its `pretrained` config)"})
+        blip = self.captioner_dir()
+        rows.append({"stage": "ggi", "component": f"BLIP-2 captioner ({BLIP2_REPO})",
+                     "present": (blip / "config.json").is_file() and has_weights(blip), "where": str(blip)})
         return rows
+
+    def captioner_dir(self) -> Path:
+        return self.resolve(BLIP2_FOLDER, BLIP2_REPO)
 
 
 def load_ggi(profile: Profile, locations: ModelLocations, dtype: torch.dtype, ggi_weights: Path | None,
@@ -159,6 +166,16 @@ def flux_transformer_config(profile: Profile, locations: ModelLocations, seed: i
         if not (folder / "config.json").is_file():
             raise MissingWeightsError([("FLUX.1-dev transformer config", [str(folder / "config.json")])])
         return dict(FluxTransformer2DModel.load_config(folder))
+    raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+
+
+def load_captioner(profile: Profile, locations: ModelLocations, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float16, seed: int = 0) -> Captioner:
+    """The BLIP-2 captioner for a profile (`tiny`: seeded random, CPU; `full`: from disk)."""
+    if profile == "tiny":
+        return tiny_captioner(seed)
+    if profile == "full":
+        return load_full_captioner(locations.captioner_dir(), device, dtype)
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 

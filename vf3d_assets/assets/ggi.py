@@ -93,15 +93,18 @@ class TrainingSetConfig(Config):
     """full: RAFT state dict (.pth) or a folder holding it; empty = the model store's weights_dir."""
     depth_model: str = ""
     """full: a transformers depth model folder; empty = <weights_dir>/depth-estimator."""
+    prompt: str = ""
+    """Every clip's prompt; empty = the BLIP-2 caption of its first frame (the official training's captions)."""
 
 
-@asset(group_name="ggi", code_version="1",
+@asset(group_name="ggi", code_version="2",
        description="GGI training clips: frames, flows, HED-S structure maps (tiny: textured renders of benchmark "
                    "scenes with exact flows and depth).")
 def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore,
                      models: ModelStore, gpu: GPU) -> MaterializeResult:
     device = gpu.settings()
     edges = models.edges(device.torch_device(), device.torch_dtype())
+    caption = None if config.prompt else models.captioner(device.torch_device(), device.torch_dtype())
     num_frames = GGI_TRAINING_PRESETS[models.profile if models.profile in GGI_TRAINING_PRESETS else "paper"].num_frames
     out = artifacts.path("ggi_training_set", "all")
     previews = []
@@ -115,6 +118,7 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
             for k, folder in enumerate(folders):
                 frames = read_video_frames(folder, num_frames, config.frame_stride, (config.width, config.height))
                 clip = clip_from_video(frames, raft, depth_model, processor, edges)
+                clip.prompt = config.prompt or caption(clip.frames[0])
                 save_clip(clip, tmp / f"video_{k:05d}")
                 previews += [clip.frames[0], np.repeat(clip.structure[0][..., None], 3, -1)]
         for scene_key in [] if config.videos_dir else config.scenes:
@@ -122,15 +126,18 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
             for k in range(config.clips_per_scene):
                 clip = clip_from_render(entry.source, config.width, config.height, num_frames, seed=k,
                                         edge_detector=edges, workdir=tmp / ".work", trajectory=entry.trajectory)
+                clip.prompt = config.prompt or caption(clip.frames[0])
                 save_clip(clip, tmp / f"{scene_key}_{k:02d}")
                 previews += [clip.frames[0], np.repeat(clip.structure[0][..., None], 3, -1)]
         shutil.rmtree(tmp / ".work", ignore_errors=True)
+        prompts = sorted({json.loads((c / "clip.json").read_text())["prompt"] for c in tmp.iterdir()
+                          if (c / "clip.json").is_file()})
         if not previews:
             raise ValueError(f"ggi_training_set: no clips (videos_dir={config.videos_dir!r}, scenes={config.scenes})")
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
         "path": MetadataValue.path(str(out)), "clips": len(previews) // 2,
         "source": config.videos_dir or "textured benchmark renders",
-        "frames_per_clip": num_frames,
+        "frames_per_clip": num_frames, "prompts": MetadataValue.json(prompts),
         "samples": image_markdown(contact_sheet(previews, columns=4, thumb_width=160), "frames and HED-S")})
 
 
@@ -199,8 +206,8 @@ class VideoConfig(Config):
     """'paper' (30 steps, CFG 6) or 'tiny'; empty = the model store's profile."""
     method: str = "ggi"
     """'ggi' (the paper) or 'bidirectional' (training-free, I2V3D: no GGI weights needed)."""
-    prompt: str = "a high quality video of a scene"
-    """Text prompt for CogVideoX (the paper uses a BLIP caption of the first frame)."""
+    prompt: str = ""
+    """Text prompt for CogVideoX; empty = the BLIP-2 caption of the first anchor (official `ggi.py`)."""
     fps: float = 8.0
 
 
@@ -222,14 +229,22 @@ def video(context: AssetExecutionContext, config: VideoConfig, artifacts: Artifa
     device = gpu.settings()
     weights = artifacts.path("ggi_weights", "all") / WEIGHTS_FILE if config.method == "ggi" else None
     noise_dir = artifacts.path("warped_noise", scene_key)
+    anchors_dir = artifacts.path("anchors", context.partition_key)
+    prompt, prompt_source = config.prompt, "config"
+    if not prompt:
+        first_anchor = sorted((anchors_dir / "anchors").glob("*.png"))[0]
+        prompt = models.captioner(device.torch_device(), device.torch_dtype())(
+            np.asarray(Image.open(first_anchor).convert("RGB")))
+        prompt_source = f"BLIP-2 caption of the first anchor ({first_anchor.name})"
+        context.log.info(f"prompt: {prompt!r}")
     with device.oom_advice("video", meta["width"], meta["height"]):
         ggi = GGIPipeline(models.ggi(device.torch_dtype(), weights))
         device.place(ggi.pipe)
         ggi.set_progress_bar_config(disable=True)
         frames = generate_video(
-            ggi, guidance_dir, artifacts.path("anchors", context.partition_key),
+            ggi, guidance_dir, anchors_dir,
             lambda k: load_file(noise_dir / f"seg{k:03d}.safetensors")["noise"],
-            models.edges(device.torch_device(), device.torch_dtype()), settings, config.prompt,
+            models.edges(device.torch_device(), device.torch_dtype()), settings, prompt,
             lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
             lambda done, total: context.log.info(f"segment {done}/{total}"))
     out = artifacts.path("video", context.partition_key)
@@ -239,10 +254,12 @@ def video(context: AssetExecutionContext, config: VideoConfig, artifacts: Artifa
             Image.fromarray(frame).save(tmp / "frames" / f"{i:05d}.png")
         write_mp4(frames, tmp / "video.mp4", fps=config.fps)
         (tmp / "video.json").write_text(json.dumps({"method": settings.method, "profile": models.profile,
-                                                    "frames": len(frames), "fps": config.fps, "prompt": config.prompt}))
+                                                    "frames": len(frames), "fps": config.fps, "prompt": prompt,
+                                                    "prompt_source": prompt_source}))
     picks = np.linspace(0, len(frames) - 1, min(12, len(frames))).round().astype(int)
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
         "path": MetadataValue.path(str(out / "video.mp4")), "profile": models.profile, "method": settings.method,
         "frames": len(frames), "fps": config.fps, "resolution": f"{meta['width']}x{meta['height']}",
+        "prompt": prompt, "prompt_source": prompt_source,
         "contact_sheet": image_markdown(contact_sheet([frames[i] for i in picks], columns=6, thumb_width=160),
                                         "video frames")})
