@@ -159,3 +159,47 @@ def test_replacement_target_follows_the_schedule_step_by_step(sag):
     for k in range(2, settings.replace_steps):
         expected = (1 - float(sigma[k])) * x1 + float(sigma[k]) * x0
         torch.testing.assert_close(out.step_inputs[k][observed], expected[observed], rtol=1e-4, atol=1e-4)
+
+
+def test_own_loop_equals_diffusers_when_set_like_it_and_the_official_cfg_differs(sag):
+    """With true CFG from step 0 and shared ControlNet residuals our loop is diffusers' FluxControlNetPipeline
+    exactly; the official settings (CFG from step 1, negative residuals recomputed) give another image."""
+    edges = Image.fromarray(np.random.default_rng(4).integers(0, 255, (H, W, 3), dtype=np.uint8))
+    like_diffusers = with_overrides(SAG_PRESETS["tiny"], true_cfg_scale=3.5, true_cfg_start=0,
+                                    negative_controlnet=False, schedule_tokens="latent")
+    ours = np.asarray(sag("a photo in sks style", edges, H, W, settings=like_diffusers,
+                          generator=torch.Generator().manual_seed(2)).image)
+    x0, _ = sag.pipe.prepare_latents(1, sag.pipe.transformer.config.in_channels // 4, H, W,
+                                     sag.pipe.transformer.dtype, "cpu", torch.Generator().manual_seed(2))
+    reference = np.asarray(sag.pipe(prompt="a photo in sks style", negative_prompt="", true_cfg_scale=3.5,
+                                    control_image=edges, controlnet_conditioning_scale=0.8, height=H, width=W,
+                                    num_inference_steps=like_diffusers.num_inference_steps, guidance_scale=4.0,
+                                    latents=x0, output_type="pil").images[0])
+    np.testing.assert_array_equal(ours, reference)
+    later_cfg = np.asarray(sag("a photo in sks style", edges, H, W, generator=torch.Generator().manual_seed(2),
+                               settings=with_overrides(like_diffusers, true_cfg_start=1)).image)
+    assert not np.array_equal(later_cfg, ours)
+    assert (SAG_PRESETS["paper"].true_cfg_start, SAG_PRESETS["paper"].negative_controlnet) == (1, True)
+
+
+def test_the_negative_pass_gets_its_own_controlnet_residuals_from_the_cfg_start(sag, monkeypatch):
+    texts = []
+    forward = sag.pipe.controlnet.forward
+    monkeypatch.setattr(sag.pipe.controlnet, "forward",
+                        lambda *a, **k: texts.append(k["encoder_hidden_states"].clone()) or forward(*a, **k))
+    edges = Image.fromarray(np.zeros((H, W, 3), np.uint8))
+    steps = 4
+    for negative_controlnet, calls in ((True, steps + steps - 1), (False, steps)):
+        texts.clear()
+        settings = with_overrides(SAG_PRESETS["tiny"], num_inference_steps=steps, true_cfg_scale=3.5,
+                                  negative_controlnet=negative_controlnet)
+        sag("a photo in sks style", edges, H, W, settings=settings, generator=torch.Generator().manual_seed(0))
+        assert len(texts) == calls
+    negative, _, _ = sag.pipe.encode_prompt(prompt="", prompt_2=None, device="cpu")
+    positive, _, _ = sag.pipe.encode_prompt(prompt="a photo in sks style", prompt_2=None, device="cpu")
+    texts.clear()
+    sag("a photo in sks style", edges, H, W, generator=torch.Generator().manual_seed(0),
+        settings=with_overrides(SAG_PRESETS["tiny"], num_inference_steps=steps, true_cfg_scale=3.5))
+    close = lambda a, b: torch.allclose(a, b.detach(), atol=1e-3)  # noqa: E731
+    assert close(texts[0], positive) and not close(positive, negative)  # step 0: conditional only
+    assert close(texts[1], positive) and close(texts[2], negative)  # step 1: both passes, each its own residuals

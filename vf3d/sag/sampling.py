@@ -8,6 +8,7 @@ flow-matching time (Eq. 1; official code: z = m*z_t + (1-m)*((1-t)*x1 + t*x0), x
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 from diffusers import FluxControlNetPipeline
-from diffusers.pipelines.flux.pipeline_flux_controlnet import calculate_shift
+from diffusers.pipelines.flux.pipeline_flux_controlnet import calculate_shift, retrieve_latents, retrieve_timesteps
 from PIL import Image
 
 
@@ -65,6 +66,12 @@ class SAGSettings:
     resampling: Resampling = "nearest"
     """How the previous anchor is warped and the mask brought to the latent grid: "nearest" (official) or
     "smooth" (bilinear warp, area-averaged mask)."""
+    true_cfg_start: int = 1
+    """First step with true CFG (official x-flux `timestep_to_start_cfg`: 1; the first step is conditional
+    only). diffusers: 0."""
+    negative_controlnet: bool = True
+    """Recompute the ControlNet residuals with the negative prompt for the negative pass (official x-flux
+    `denoise_controlnet`); False reuses the positive pass's residuals (diffusers)."""
     seed_per_anchor: bool = False
     """False: every anchor starts from the same noise (official `sag_generate_anchor_view.py`: the seed offset
     `COUNTER` only grows with `USE_ELSE_NOISE`, which is False). True: anchor k uses seed + k."""
@@ -186,31 +193,71 @@ class SAGPipeline:
                 output.step_inputs.append(latents.clone())
             return latents
 
-        def on_step_end(_pipe, step: int, _t, kwargs: dict) -> dict:
-            if step + 1 < len(pipe.scheduler.timesteps):
-                return {"latents": replace_observed(kwargs["latents"], step + 1)}
-            return {}
-
-        # Step 0's replacement is the identity at t = 1 (z_T = x0); it is applied for uniformity.
-        latents = replace_observed(x0, 0)
-        do_cfg = settings.true_cfg_scale > 1.0
-        result = pipe(
-            prompt=prompt,
-            negative_prompt="" if do_cfg else None,
-            true_cfg_scale=settings.true_cfg_scale,
-            control_image=control_image,
-            controlnet_conditioning_scale=settings.controlnet_conditioning_scale,
-            height=height,
-            width=width,
-            num_inference_steps=settings.num_inference_steps,
-            sigmas=xflux_sigmas(settings, height, width, pipe.scheduler.config),
-            guidance_scale=settings.guidance_scale,
-            latents=latents,
-            callback_on_step_end=on_step_end,
-            output_type="pil",
-        )
-        output.image = result.images[0]
+        output.image = self.denoise(prompt, control_image, height, width, x0, settings, replace_observed, generator)
         return output
+
+    def denoise(self, prompt: str, control_image: Image.Image, height: int, width: int, latents: torch.Tensor,
+                settings: SAGSettings, before_step: Callable[[torch.Tensor, int], torch.Tensor],
+                generator: torch.Generator | None) -> Image.Image:
+        """FLUX + ControlNet sampling as x-flux's `denoise_controlnet` does it, in diffusers' components: true CFG
+        from step `settings.true_cfg_start`, the negative pass with its own ControlNet residuals
+        (`settings.negative_controlnet`); `before_step(latents, i)` runs before every step (the replacement)."""
+        pipe = self.pipe
+        device, dtype = pipe._execution_device, pipe.transformer.dtype
+        do_cfg = settings.true_cfg_scale > 1.0
+        embeds, pooled, text_ids = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=device)
+        if do_cfg:
+            neg_embeds, neg_pooled, _ = pipe.encode_prompt(prompt="", prompt_2=None, device=device)
+        control = pipe.prepare_image(image=control_image, width=width, height=height, batch_size=1,
+                                     num_images_per_prompt=1, device=device, dtype=pipe.vae.dtype)
+        xlabs = pipe.controlnet.input_hint_block is not None  # XLabs: a pixel hint encoder, residuals repeated
+        if not xlabs:  # InstantX-style ControlNets take packed VAE latents of the control image
+            control = retrieve_latents(pipe.vae.encode(control), generator=generator)
+            control = (control - pipe.vae.config.shift_factor) * pipe.vae.config.scaling_factor
+            control = pipe._pack_latents(control, 1, control.shape[1], *control.shape[2:])
+        latent_h, latent_w = 2 * (height // (pipe.vae_scale_factor * 2)), 2 * (width // (pipe.vae_scale_factor * 2))
+        image_ids = pipe._prepare_latent_image_ids(1, latent_h // 2, latent_w // 2, device, dtype)
+        config = pipe.scheduler.config
+        sigmas = xflux_sigmas(settings, height, width, config)
+        if sigmas is None:
+            sigmas = np.linspace(1.0, 1 / settings.num_inference_steps, settings.num_inference_steps)
+        mu = calculate_shift(latents.shape[1], config.get("base_image_seq_len", 256),
+                             config.get("max_image_seq_len", 4096), config.get("base_shift", 0.5),
+                             config.get("max_shift", 1.15))
+        timesteps, _ = retrieve_timesteps(pipe.scheduler, settings.num_inference_steps, device, sigmas=sigmas, mu=mu)
+
+        def guidance(model) -> torch.Tensor | None:
+            return torch.tensor([settings.guidance_scale], device=device) if model.config.guidance_embeds else None
+
+        def predict(z, timestep, text, pooled_text, residuals):
+            return pipe.transformer(hidden_states=z, timestep=timestep / 1000, guidance=guidance(pipe.transformer),
+                                    pooled_projections=pooled_text, encoder_hidden_states=text,
+                                    controlnet_block_samples=residuals[0], controlnet_single_block_samples=residuals[1],
+                                    txt_ids=text_ids, img_ids=image_ids, return_dict=False,
+                                    controlnet_blocks_repeat=xlabs)[0]
+
+        def controlnet(z, timestep, text, pooled_text):
+            return pipe.controlnet(hidden_states=z, controlnet_cond=control, controlnet_mode=None,
+                                   conditioning_scale=settings.controlnet_conditioning_scale, timestep=timestep / 1000,
+                                   guidance=guidance(pipe.controlnet), pooled_projections=pooled_text,
+                                   encoder_hidden_states=text, txt_ids=text_ids, img_ids=image_ids, return_dict=False)
+
+        with pipe.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                latents = before_step(latents, i)
+                timestep = t.expand(latents.shape[0]).to(latents.dtype)
+                residuals = controlnet(latents, timestep, embeds, pooled)
+                prediction = predict(latents, timestep, embeds, pooled, residuals)
+                if do_cfg and i >= settings.true_cfg_start:
+                    if settings.negative_controlnet:
+                        residuals = controlnet(latents, timestep, neg_embeds, neg_pooled)
+                    negative = predict(latents, timestep, neg_embeds, neg_pooled, residuals)
+                    prediction = negative + settings.true_cfg_scale * (prediction - negative)
+                latents = pipe.scheduler.step(prediction, t, latents, return_dict=False)[0]
+                progress_bar.update()
+        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
+        latents = latents / pipe.vae.config.scaling_factor + pipe.vae.config.shift_factor
+        return pipe.image_processor.postprocess(pipe.vae.decode(latents, return_dict=False)[0], output_type="pil")[0]
 
 
 def with_overrides(settings: SAGSettings, **overrides) -> SAGSettings:
