@@ -177,3 +177,33 @@ def test_style_lora_asset_imports_an_xflux_file_and_verifies_it(tmp_path):
     from vf3d.sag.style_lora import check_xflux_lora
     with pytest.raises(ValueError, match=r"bad.safetensors: not an x-flux LoRA.*double_blocks.5"):
         check_xflux_lora(tmp_path / "bad.safetensors", dict(tiny_flux(0).transformer.config))
+
+
+def test_official_recipe_random_crops_clipping_warmup_and_shifted_uniform_times(monkeypatch):
+    import math
+
+    import vf3d.sag.style_lora as style_lora
+    from vf3d.sag.style_lora import centre_crop, training_size, xflux_training_times
+
+    paper = LORA_PRESETS["paper"]
+    assert (paper.resolution, paper.random_aspect, paper.timesteps, paper.warmup_steps, paper.max_grad_norm,
+            paper.betas, paper.weight_decay) == (1024, True, "xflux", 10, 1.0, (0.9, 0.999), 0.01)
+    times = xflux_training_times()
+    mu = 0.5 + (1.15 - 0.5) / (4096 - 256) * (4096 - 256)  # x-flux get_lin_function at 4,096 tokens = 1.15
+    assert len(times) == 1000 and times[0] == 1.0 and times[-1] == 0.0
+    assert times[500] == pytest.approx(math.exp(mu) / (math.exp(mu) + (1 / (1 - 500 / 999) - 1)))
+    image = Image.new("RGB", (1600, 900))
+    assert centre_crop(image, 1.0).size == (900, 900) and centre_crop(image, 4 / 3).size == (1200, 900)
+    assert training_size(Image.new("RGB", (1000, 750)), 1024) == (1024, 768)
+    assert training_size(Image.new("RGB", (1000, 563)), 1024) == (1024, 576)  # floored to multiples of 32
+    shapes, norms, schedules = set(), [], []
+    trainer = StyleLoRATrainer(tiny_flux(0), replace(LORA_PRESETS["tiny"], steps=12, warmup_steps=3))
+    real_loss, real_clip, real_scheduler = trainer.flow_loss, torch.nn.utils.clip_grad_norm_, style_lora.get_scheduler
+    monkeypatch.setattr(trainer, "flow_loss", lambda batch, n, t: shapes.add(tuple(batch["x"].shape)) or
+                        real_loss(batch, n, t))
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, m: norms.append(m) or real_clip(p, m))
+    monkeypatch.setattr(style_lora, "get_scheduler", lambda name, opt, **kw: schedules.append((name, kw)) or
+                        real_scheduler(name, opt, **kw))
+    trainer.train([_example((200, 60, 30), "a photo in sks style")])
+    assert len(shapes) > 1  # several crops were trained on
+    assert norms == [1.0] * 12 and schedules == [("constant_with_warmup", {"num_warmup_steps": 3})]

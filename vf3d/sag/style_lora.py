@@ -14,11 +14,14 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import FluxControlNetPipeline
+from diffusers.optimization import get_scheduler
+from diffusers.pipelines.flux.pipeline_flux_controlnet import calculate_shift
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
@@ -51,11 +54,24 @@ class LoRASettings:
     feed_forward: bool = False
     """Also wrap the feed-forward layers (official: attention qkv and output projections only)."""
     steps: int = 400
-    """Optimisation steps (paper: 400)."""
+    """Optimisation steps (paper: 400; the official config allows 600)."""
     learning_rate: float = 1e-4
-    """AdamW learning rate (official code: 1e-4)."""
-    resolution: int = 512
-    """Training images are resized so their longer side is this, rounded to a multiple of 16."""
+    """AdamW learning rate (official `configs/distribution_alignment.yaml`: 1e-4, betas (0.9, 0.999), weight decay
+    0.01, eps 1e-8, constant after `warmup_steps`)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    """Linear learning-rate warm-up (official lr_warmup_steps: 10)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping (official max_grad_norm: 1.0)."""
+    resolution: int = 1024
+    """Longer side of the training image (official img_size: 1024), floored to a multiple of 32."""
+    random_aspect: bool = True
+    """Each step crops the reference to a random one of 16:9, 4:3, 1:1 or its own aspect (official random_ratio);
+    the edge map is cropped alike."""
+    timesteps: Literal["xflux", "logit_normal"] = "xflux"
+    """"xflux": uniform over x-flux's 1,000-point schedule shifted for 4,096 tokens (mu = 1.15), as the official
+    training; "logit_normal": sigmoid(N(0, 1)), diffusers' FLUX training scripts."""
     guidance_scale: float = 1.0
     """Distilled guidance value fed to FLUX-dev while training."""
     seed: int = 0
@@ -63,7 +79,33 @@ class LoRASettings:
     """Fixed (noise, t) pairs per reference for the before/after evaluation loss."""
 
 
-LORA_PRESETS = {"paper": LoRASettings(), "tiny": LoRASettings(steps=30, learning_rate=1e-3, resolution=64)}
+LORA_PRESETS = {"paper": LoRASettings(),
+                "tiny": LoRASettings(steps=30, learning_rate=1e-3, resolution=64, warmup_steps=0)}
+ASPECTS = {"16:9": 16 / 9, "4:3": 4 / 3, "1:1": 1.0, "own": None}
+"""The official crops (`image_datasets/dataset.py`: 16:9, 4:3, 1:1 or "default", centred)."""
+
+
+def xflux_training_times(steps: int = 999) -> np.ndarray:
+    """x-flux's `get_schedule(999, (1024 // 8) * (1024 // 8) // 4, shift=True)`: 1,000 times from 1 to 0 shifted
+    with mu = 1.15 (4,096 tokens); training draws one uniformly."""
+    mu = calculate_shift(4096)
+    t = np.linspace(1, 0, steps + 1)
+    with np.errstate(divide="ignore"):
+        return np.where(t > 0, np.exp(mu) / (np.exp(mu) + (1 / np.maximum(t, 1e-12) - 1)), 0.0)
+
+
+def centre_crop(image: Image.Image, aspect: float | None) -> Image.Image:
+    """The largest centred crop of `image` with width / height = `aspect` (None: the image itself)."""
+    if aspect is None:
+        return image
+    width, height = image.size
+    if width / height > aspect:
+        new_width = int(height * aspect)
+        left = (width - new_width) // 2
+        return image.crop((left, 0, left + new_width, height))
+    new_height = int(width / aspect)
+    top = (height - new_height) // 2
+    return image.crop((0, top, width, top + new_height))
 
 
 def transformer_targets(settings: LoRASettings) -> str:
@@ -105,10 +147,11 @@ class TrainingResult:
         return self.eval_loss_after < self.eval_loss_before
 
 
-def training_size(image: Image.Image, resolution: int, multiple: int = 16) -> tuple[int, int]:
+def training_size(image: Image.Image, resolution: int, multiple: int = 32) -> tuple[int, int]:
+    """Longer side `resolution`, both sides floored to a multiple of 32 (official `image_resize` then `// 32`)."""
     scale = resolution / max(image.size)
-    return (max(multiple, round(image.width * scale / multiple) * multiple),
-            max(multiple, round(image.height * scale / multiple) * multiple))
+    return (max(multiple, int(image.width * scale) // multiple * multiple),
+            max(multiple, int(image.height * scale) // multiple * multiple))
 
 
 class StyleLoRATrainer:
@@ -127,6 +170,12 @@ class StyleLoRATrainer:
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for m in (self.components.transformer, self.components.controlnet) for p in m.parameters()
                 if p.requires_grad]
+
+    def _crops(self, example: StyleExample) -> list[dict]:
+        """One prepared batch per official crop of the reference (or just the reference, without random_aspect)."""
+        aspects = list(ASPECTS.values()) if self.settings.random_aspect else [None]
+        return [self._prepare(StyleExample(centre_crop(example.image, a), centre_crop(example.hed, a), example.prompt))
+                for a in aspects]
 
     @torch.no_grad()
     def _prepare(self, example: StyleExample) -> dict:
@@ -168,24 +217,33 @@ class StyleLoRATrainer:
               ) -> TrainingResult:
         s = self.settings
         generator = torch.Generator().manual_seed(s.seed)
-        batches = [self._prepare(e) for e in examples]
-        # Logit-normal times, as in diffusers' FLUX training scripts; fixed draws for the evaluation loss.
+        crops = [self._crops(e) for e in examples]
+        batches = [c[-1] for c in crops]  # the uncropped references, for the evaluation loss
+        times = torch.from_numpy(xflux_training_times()).float()
+
         def draw(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
             noise = torch.randn(batch["x"].shape, generator=generator).to(batch["x"])
+            if s.timesteps == "xflux":
+                return noise, times[torch.randint(0, len(times), (), generator=generator)].to(batch["x"])
             return noise, torch.sigmoid(torch.randn((), generator=generator)).to(batch["x"])
 
         eval_draws = [[draw(b) for _ in range(s.eval_samples)] for b in batches]
         before = self._eval_loss(batches, eval_draws)
-        optimizer = torch.optim.AdamW(self.parameters(), lr=s.learning_rate)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=s.learning_rate, betas=s.betas,
+                                      weight_decay=s.weight_decay, eps=1e-8)
+        schedule = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=s.warmup_steps)
         for model in (self.components.transformer, self.components.controlnet):
             model.train()
         losses = []
         for step in range(s.steps):
-            batch = batches[step % len(batches)]  # one identifier per step, round robin over the styles
+            options = crops[step % len(crops)]  # one identifier per step, round robin over the styles
+            batch = options[int(torch.randint(0, len(options), (), generator=generator))]  # a random crop
             loss = self.flow_loss(batch, *draw(batch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.parameters(), s.max_grad_norm)
             optimizer.step()
+            schedule.step()
             losses.append(loss.item())
             if progress:
                 progress(step, losses[-1])
