@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -121,17 +122,13 @@ def recover(final: Path) -> None:
     """Finish what a killed writer of `final` left: put a complete old output back if `final` is missing,
     then remove abandoned temporaries. Call with the target's lock held."""
     prefix = f"{TMP_PREFIX}{final.name}."
-    temporaries = [p for p in final.parent.glob(f"{glob_escape(prefix)}*") if not p.name.endswith(".lock")]
+    temporaries = [p for p in final.parent.glob(f"{glob.escape(prefix)}*") if not p.name.endswith(".lock")]
     for old in sorted(p for p in temporaries if p.name.endswith(".old") and _abandoned(p, final.name)):
         if not final.exists() and (old / OWNER_MARKER).is_file():
             os.replace(old, final)  # the swap was cut between its two renames: the old output comes back
     for temporary in temporaries:
         if temporary.exists() and _abandoned(temporary, final.name):
             _remove(temporary)
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 @contextlib.contextmanager
