@@ -167,7 +167,8 @@ class GGITrainer:
         x0 = encode_video(vae, [*frames, *pad])
         height, width = frames[0].shape[:2]
         noise = warped_noise_for_segment(clip.flows[: n - 1], clip.valid[: n - 1], channels=x0.shape[2],
-                                         degradation=s.degradation, num_frames=s.num_frames, generator=generator)
+                                         degradation=s.degradation, num_frames=s.num_frames, generator=generator,
+                                         device=x0.device)  # the official 4x field: on the GPU when there is one
         embeds, _ = pipe.encode_prompt(clip.prompt, do_classifier_free_guidance=False,
                                        max_sequence_length=MAX_SEQUENCE_LENGTH, device=x0.device)
         rotary = (pipe._prepare_rotary_positional_embeddings(height, width, x0.shape[1], x0.device)
