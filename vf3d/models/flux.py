@@ -19,6 +19,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config,
 
 from vf3d.models.tokenizers_offline import clip_tokenizer, t5_tokenizer
 from vf3d.models.weights import MissingWeightsError, has_weights
+from vf3d.models.xlabs_controlnet import XLABS_CONTROLNET_FILE, load_xlabs_controlnet
 
 FLUX_REPO = "black-forest-labs/FLUX.1-dev"
 CONTROLNET_REPO = "XLabs-AI/flux-controlnet-hed-diffusers"
@@ -101,13 +102,19 @@ def missing_flux_files(flux_dir: Path, controlnet_dir: Path) -> list[tuple[str, 
         if not found_config or (name in MODEL_COMPONENTS and not has_weights(folder)):
             missing.append((name, [str(folder / c) for c in configs] + (
                 [str(folder / "*.safetensors")] if name in MODEL_COMPONENTS else [])))
+    if controlnet_dir.is_file():  # XLabs' released single file (x-flux names)
+        return missing
     if not (controlnet_dir / "config.json").is_file() or not has_weights(controlnet_dir):
-        missing.append(("controlnet (HED)", [str(controlnet_dir / "config.json"), str(controlnet_dir / "*.safetensors")]))
+        missing.append(("controlnet (HED)", [str(controlnet_dir / "config.json"), str(controlnet_dir / "*.safetensors"),
+                                             str(controlnet_dir.parent / XLABS_CONTROLNET_FILE)]))
     return missing
 
 
 def load_full_flux(flux_dir: Path, controlnet_dir: Path, dtype: torch.dtype = torch.bfloat16) -> FluxComponents:
-    """Load FLUX.1-dev and the HED ControlNet from local folders; one clear error if anything is missing."""
+    """Load FLUX.1-dev and the HED ControlNet from local files; one clear error if anything is missing.
+
+    `controlnet_dir`: the diffusers-format folder, or XLabs' released `flux-hed-controlnet-v3.safetensors`
+    (x-flux key names, converted on load by `vf3d.models.xlabs_controlnet`)."""
     missing = missing_flux_files(flux_dir, controlnet_dir)
     if missing:
         raise MissingWeightsError(missing)
@@ -122,4 +129,8 @@ def load_full_flux(flux_dir: Path, controlnet_dir: Path, dtype: torch.dtype = to
         "scheduler": lambda: FlowMatchEulerDiscreteScheduler.from_pretrained(flux_dir, subfolder="scheduler", **kwargs),
         "controlnet": lambda: FluxControlNetModel.from_pretrained(controlnet_dir, torch_dtype=dtype, **kwargs),
     }
+    if controlnet_dir.is_file():
+        transformer = load["transformer"]()
+        load["transformer"] = lambda: transformer
+        load["controlnet"] = lambda: load_xlabs_controlnet(controlnet_dir, dict(transformer.config), dtype)
     return FluxComponents(**{name: make() for name, make in load.items()})

@@ -39,6 +39,7 @@ from vf3d.models.flux import (
 from vf3d.models.ggi_checkpoint import expected_ggi_shapes
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
 from vf3d.models.raft import RAFT_FILES
+from vf3d.models.xlabs_controlnet import XLABS_CONTROLNET_FILE, XLABS_CONTROLNET_REPO
 from vf3d.models.captioner import BLIP2_FOLDER, BLIP2_REPO, Captioner, load_full_captioner, tiny_captioner
 from vf3d.models.weights import MissingWeightsError, has_weights, hf_cache_snapshots
 
@@ -66,7 +67,16 @@ class ModelLocations:
         return snapshots[-1] if snapshots else direct
 
     def flux_dirs(self) -> tuple[Path, Path]:
-        return self.resolve(FLUX_FOLDER, FLUX_REPO), self.resolve(CONTROLNET_FOLDER, CONTROLNET_REPO)
+        """FLUX.1-dev's folder and the HED ControlNet: its diffusers folder, else XLabs' released single file."""
+        controlnet = self.resolve(CONTROLNET_FOLDER, CONTROLNET_REPO)
+        single = self.weights_dir / XLABS_CONTROLNET_FILE
+        snapshots = hf_cache_snapshots(self.hf_cache, XLABS_CONTROLNET_REPO)
+        if not (controlnet / "config.json").is_file():
+            if single.is_file():
+                return self.resolve(FLUX_FOLDER, FLUX_REPO), single
+            if snapshots and (snapshots[-1] / XLABS_CONTROLNET_FILE).is_file():
+                return self.resolve(FLUX_FOLDER, FLUX_REPO), snapshots[-1] / XLABS_CONTROLNET_FILE
+        return self.resolve(FLUX_FOLDER, FLUX_REPO), controlnet
 
     def ggi_files(self) -> tuple[Path, Path]:
         """CogVideoX-5b-I2V folder and the Go-with-the-Flow LoRA file."""
