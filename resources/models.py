@@ -67,5 +67,6 @@ class ModelStore(ConfigurableResource):
         locations = self.locations()
         return full_metric_models(locations.weights_dir / "metrics", device, locations.hf_cache)
 
-    def edges(self, device: torch.device, dtype: torch.dtype) -> EdgeDetector:
-        return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype)
+    def edges(self, device: torch.device, dtype: torch.dtype, detect_resolution: int | None = None) -> EdgeDetector:
+        return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype,
+                                  detect_resolution)

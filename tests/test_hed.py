@@ -111,3 +111,32 @@ def test_wrong_weights_file_is_named(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, path)
     with pytest.raises(ValueError, match=f"{path}: not a ControlNetHED state dict"):
         HEDEdgeDetector.from_file(path)
+
+
+def test_references_go_through_hed_at_controlnet_aux_resolution(hed_weights, tmp_path, monkeypatch):
+    """The style LoRA's reference edge map is controlnet_aux's HEDdetector at its defaults (detect and image
+    resolution 512), resized back, as the official distribution alignment computes it."""
+    network, path = hed_weights
+    from controlnet_aux.hed import HEDdetector
+    from PIL import Image
+
+    from vf3d.models.hed import REFERENCE_HED_RESOLUTION
+    image = np.random.default_rng(1).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    ours = make_edge_detector("hed", "full", path, detect_resolution=REFERENCE_HED_RESOLUTION)(image)
+    theirs = np.asarray(HEDdetector(network.float().eval())(Image.fromarray(image)).resize((800, 600)))[..., 0]
+    full = make_edge_detector("hed", "full", path)(image)  # HED at the image's own size, for contrast
+    gap = lambda a: np.abs(a.astype(int) - theirs.astype(int)).mean()  # noqa: E731
+    # Equal up to the final resampling (controlnet_aux: PIL bicubic via 704x512; ours: one bilinear resize).
+    assert ours.shape == theirs.shape and gap(ours) < 6 and gap(full) > 2 * gap(ours)
+    # The style_lora asset asks for that resolution.
+    from dagster import materialize
+
+    from resources import GPU, ArtifactStore, ModelStore
+    from vf3d_assets.assets.sag import style_lora
+    asked = []
+    real = ModelStore.edges
+    monkeypatch.setattr(ModelStore, "edges", lambda self, *a: asked.append(a[2:]) or real(self, *a))
+    materialize([style_lora], partition_key="photo", resources={
+        "artifacts": ArtifactStore(root=str(tmp_path)), "models": ModelStore(profile="tiny"), "gpu": GPU(device="cpu")},
+        run_config={"ops": {"style_lora": {"config": {"steps": 1}}}})
+    assert asked == [(REFERENCE_HED_RESOLUTION,)]

@@ -171,12 +171,19 @@ def _resize_like_controlnet_aux(image: np.ndarray, resolution: int) -> np.ndarra
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_LANCZOS4 if k > 1 else cv2.INTER_AREA)
 
 
+REFERENCE_HED_RESOLUTION = 512
+"""HED's working size for style references: the official distribution alignment runs controlnet_aux's
+`HEDdetector` with its default detect_resolution 512 (`image_datasets/dataset.py`); line art goes through HED
+at full resolution."""
+
+
 def make_edge_detector(kind: Literal["auto", "classical", "hed"], profile: Literal["tiny", "full"],
                        weights: Path | None = None, device: torch.device | str = "cpu",
-                       dtype: torch.dtype = torch.float32) -> EdgeDetector:
+                       dtype: torch.dtype = torch.float32, detect_resolution: int | None = None) -> EdgeDetector:
     """The edge detector for a profile: "auto" = classical for `tiny`, HED for `full`.
 
-    `weights`: `ControlNetHED.pth` or a folder holding it (only read for HED).
+    `weights`: `ControlNetHED.pth` or a folder holding it (only read for HED). `detect_resolution`: HED's
+    working size (see `HEDEdgeDetector`); the classical detector always runs at the input size.
     """
     if profile not in ("tiny", "full"):
         raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
@@ -184,4 +191,4 @@ def make_edge_detector(kind: Literal["auto", "classical", "hed"], profile: Liter
         raise ValueError(f"kind: expected 'auto', 'classical' or 'hed', got {kind!r}")
     if kind == "classical" or (kind == "auto" and profile == "tiny"):
         return ClassicalEdgeDetector()
-    return HEDEdgeDetector.from_file(weights, device, dtype)
+    return HEDEdgeDetector.from_file(weights, device, dtype, detect_resolution)
