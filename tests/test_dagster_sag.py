@@ -48,3 +48,26 @@ def test_style_lora_and_anchors_materialize(tmp_path):
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["profile"].value == "tiny"
     assert "data:image/png;base64," in metadata["anchors"].value
+    # One style alone (official distribution alignment): the LoRA learns the empty prompt, and the anchors are
+    # sampled with the post-prompt alone.
+    assert run(["style_lora"], "photo_winter", {"ops": {"style_lora": {"config": {"steps": 3}}}}).success
+    assert json.loads((tmp_path / "style_lora" / "photo_winter" / "style_lora.json").read_text())["prompts"] == [""]
+    winter = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo_winter"}))
+    assert winter.success
+    record = json.loads((tmp_path / "anchors" / "test_shot_a__photo_winter" / "anchors.json").read_text())
+    assert [a["prompt"] for a in record["anchors"]] == ["winter", "winter"]
+
+
+def test_prompts_with_and_without_the_single_style_identifier():
+    from dataclasses import replace
+
+    from vf3d.sag.style_lora import LORA_PRESETS, sampling_prompt, training_prompts
+    paper = LORA_PRESETS["paper"]
+    assert paper.single_style_identifier is False
+    assert training_prompts(["a photo in sks style"], paper) == [""]
+    assert training_prompts(["a photo in sks style"], replace(paper, single_style_identifier=True)) == \
+        ["a photo in sks style"]
+    assert training_prompts(["a", "b"], paper) == ["a", "b"]  # several styles always need their identifiers
+    assert sampling_prompt([""], "a photo in sks style", "winter") == "winter"
+    assert sampling_prompt([""], "a photo in sks style", None) == ""
+    assert sampling_prompt(["a photo in sks style"], "a photo in sks style", "winter") == "a photo in sks style, winter"

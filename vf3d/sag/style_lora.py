@@ -69,6 +69,10 @@ class LoRASettings:
     random_aspect: bool = True
     """Each step crops the reference to a random one of 16:9, 4:3, 1:1 or its own aspect (official random_ratio);
     the edge map is cropped alike."""
+    single_style_identifier: bool = False
+    """False (official `sag_distribution_alignment.py`: the prompt defaults to ''): a LoRA of one style learns an
+    empty prompt, and anchors are sampled with the post-prompt alone. True: the catalog's identifier prompt, as the
+    paper's text describes. A multi-style LoRA always learns one identifier per style."""
     timesteps: Literal["xflux", "logit_normal"] = "xflux"
     """"xflux": uniform over x-flux's 1,000-point schedule shifted for 4,096 tokens (mu = 1.15), as the official
     training; "logit_normal": sigmoid(N(0, 1)), diffusers' FLUX training scripts."""
@@ -262,6 +266,19 @@ class StyleLoRATrainer:
                 "settings": asdict(self.settings), "prompts": result.prompts, "losses": result.losses,
                 "eval_loss_before": result.eval_loss_before, "eval_loss_after": result.eval_loss_after,
             }, indent=1))
+
+
+def training_prompts(identifiers: Sequence[str], settings: LoRASettings) -> list[str]:
+    """The prompt each style's example is trained with (`LoRASettings.single_style_identifier`)."""
+    return [""] if len(identifiers) == 1 and not settings.single_style_identifier else list(identifiers)
+
+
+def sampling_prompt(lora_prompts: Sequence[str], identifier: str, post_prompt: str | None) -> str:
+    """The anchor prompt under a trained LoRA: the identifier (+ post-prompt) it learned, or the post-prompt alone
+    when it learned the empty prompt."""
+    if list(lora_prompts) == [""]:
+        return post_prompt or ""
+    return f"{identifier}, {post_prompt}" if post_prompt else identifier
 
 
 def is_xflux_lora(path: Path) -> bool:

@@ -31,7 +31,8 @@ from vf3d.models.hed import REFERENCE_HED_RESOLUTION, as_rgb
 from vf3d.sag.anchors import anchor_frames, generate_anchors
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, with_overrides
 from vf3d.sag.style_lora import (LORA_PRESETS, META_FILE, XFLUX_LORA_FILE, StyleExample, StyleLoRATrainer,
-                                 check_xflux_lora, load_style_lora, training_size)
+                                 check_xflux_lora, load_style_lora, sampling_prompt, training_prompts,
+                                 training_size)
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.metadata import image_markdown
@@ -48,6 +49,8 @@ class StyleLoRAConfig(Config):
     also_styles: list[str] = []
     """Multi-style mode (paper 'Style Variation'): also train on these styles' references, one identifier each,
     into this one LoRA, so `anchors` can switch identifiers per anchor (style transitions)."""
+    pretrained_prompt: str = ""
+    """The prompt the imported LoRA was trained with (the official default: empty)."""
     pretrained: str = ""
     """Import a LoRA in x-flux's format (the official distribution alignment's output) instead of training;
     every tensor is checked against the FLUX transformer's blocks and shapes."""
@@ -68,7 +71,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
     style = catalog.style(context.partition_key)
     if config.pretrained:
         return import_xflux_lora(Path(config.pretrained), artifacts.path("style_lora", context.partition_key),
-                                 models, style.identifier)
+                                 models, config.pretrained_prompt)
     device = gpu.settings()
     preset = LORA_PRESETS[config.preset or models.profile]
     settings = replace(preset, steps=config.steps or preset.steps,
@@ -86,9 +89,9 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         device.place(trainer.pipe)
         # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
         examples = []
-        for identifier, entry in styles.items():
+        for prompt, entry in zip(training_prompts(list(styles), settings), styles.values()):
             image = Image.open(entry.reference).convert("RGB")
-            examples.append(StyleExample(image, Image.fromarray(as_rgb(hed(np.asarray(image)))), identifier))
+            examples.append(StyleExample(image, Image.fromarray(as_rgb(hed(np.asarray(image)))), prompt))
         result = trainer.train(examples, lambda step, loss: step % 50 == 0 and context.log.info(
             f"step {step}: loss {loss:.4f}"))
         example = examples[0]
@@ -113,12 +116,12 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
     )
 
 
-def import_xflux_lora(source: Path, out: Path, models: ModelStore, identifier: str) -> MaterializeResult:
+def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) -> MaterializeResult:
     # check_xflux_lora raises on any bad key or shape: reaching the check means verified.
     report = check_xflux_lora(source, models.flux_transformer_config())
     with atomic_dir(out) as tmp:
         shutil.copyfile(source, tmp / XFLUX_LORA_FILE)
-        (tmp / META_FILE).write_text(json.dumps({"source": str(source), "prompts": [identifier], **report}, indent=1))
+        (tmp / META_FILE).write_text(json.dumps({"source": str(source), "prompts": [prompt], **report}, indent=1))
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={"path": MetadataValue.path(str(out)), "source": str(source), "import": MetadataValue.json(report)},
@@ -160,12 +163,13 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
     settings = with_overrides(SAG_PRESETS[config.preset or models.profile], replacement=config.replacement)
     with device.oom_advice("anchors", meta["width"], meta["height"]):
         pipe = models.flux(device.torch_dtype()).pipeline()
-        load_style_lora(pipe, artifacts.path("style_lora", style_key))
+        lora_prompts = load_style_lora(pipe, artifacts.path("style_lora", style_key))["prompts"]
         device.place(pipe)
         pipe.set_progress_bar_config(disable=True)
         out = artifacts.path("anchors", context.partition_key)
         records = generate_anchors(
-            SAGPipeline(pipe), guidance_dir, out, [s.prompt for s in styles],
+            SAGPipeline(pipe), guidance_dir, out, [sampling_prompt(lora_prompts, s.identifier, s.post_prompt)
+                                                   for s in styles],
             models.edges(device.torch_device(), device.torch_dtype()), settings,
             lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
             lambda done, total: context.log.info(f"anchor {done}/{total}"))
