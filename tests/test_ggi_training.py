@@ -225,3 +225,22 @@ def test_recipe_accumulates_clips_clips_gradients_and_follows_the_warmup_cosine_
         progress = (step - 2) / (8 - 2)
         return base * 0.5 * (1 + math.cos(math.pi * (progress % 1.0)))
     assert lrs == pytest.approx([expected(s) for s in range(5)])
+
+
+def test_half_precision_weights_train_under_autocast_as_accelerate_mixed_precision():
+    trainer = _trainer()
+    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    seen = []
+
+    class Probe(_Oracle):
+        def forward(self, hidden_states, timestep, **kwargs):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            return super().forward(hidden_states, timestep, **kwargs)
+
+    zeros = torch.zeros_like(batch["anchor_pixels"])
+    trainer.components.transformer = Probe(batch["x0"], batch["noise"], trainer.pipe.scheduler)
+    trainer.loss(batch, torch.tensor([500]), torch.tensor(0.0), zeros)  # fp32 weights: no autocast
+    half = {**batch, "x0": batch["x0"].bfloat16(), "noise": batch["noise"].bfloat16()}
+    trainer.components.transformer = Probe(half["x0"], half["noise"], trainer.pipe.scheduler)
+    trainer.loss(half, torch.tensor([500]), torch.tensor(0.0), zeros.bfloat16())
+    assert seen == [False, True] and GGI_TRAINING_PRESETS["paper"].autocast

@@ -207,3 +207,15 @@ def test_official_recipe_random_crops_clipping_warmup_and_shifted_uniform_times(
     trainer.train([_example((200, 60, 30), "a photo in sks style")])
     assert len(shapes) > 1  # several crops were trained on
     assert norms == [1.0] * 12 and schedules == [("constant_with_warmup", {"num_warmup_steps": 3})]
+
+
+def test_each_random_crop_gets_its_own_edge_map_from_the_detector():
+    calls = []
+
+    def detector(image):
+        calls.append(image.shape)
+        return np.zeros(image.shape[:2], np.uint8)
+
+    trainer = StyleLoRATrainer(tiny_flux(0), LORA_PRESETS["tiny"], edge_detector=detector)
+    crops = trainer._crops(_example((200, 60, 30), "a photo in sks style"))
+    assert len(crops) == 4 and sorted(calls) == sorted([(36, 64, 3), (48, 64, 3), (48, 48, 3)])

@@ -70,6 +70,9 @@ class GGITrainingSettings:
     anchor_noise_space: Literal["pixel", "latent"] = "pixel"
     """Where the first/last frames are noise-augmented: "pixel", on the frames before VAE encoding (official
     `training_ggi/exps/T073-000.py`), or "latent", on their latents."""
+    autocast: bool = True
+    """Run the forward pass under bf16/fp16 autocast when the weights are half precision (official: accelerate's
+    bf16 mixed precision on bf16 weights); False runs the half-precision weights as they are."""
     seed: int = 0
 
 
@@ -190,9 +193,13 @@ class GGITrainer:
         else:
             anchors = (image_latents.abs().sum(dim=(2, 3, 4), keepdim=True) > 0).to(x0)  # E(v_0), E(v_N) frames
             image_latents = image_latents + anchors * anchor_sigma * augment
-        output = self.components.transformer(
-            hidden_states=model_input(noisy, image_latents, batch["edge_latents"]), encoder_hidden_states=batch["embeds"],
-            timestep=t, image_rotary_emb=batch["rotary"], return_dict=False)[0]
+        half = x0.dtype in (torch.bfloat16, torch.float16)  # the components' dtype (bf16 on a GPU)
+        with torch.autocast(x0.device.type, dtype=x0.dtype if half else torch.bfloat16,
+                            enabled=self.settings.autocast and half):
+            output = self.components.transformer(
+                hidden_states=model_input(noisy, image_latents, batch["edge_latents"]),
+                encoder_hidden_states=batch["embeds"], timestep=t, image_rotary_emb=batch["rotary"],
+                return_dict=False)[0]
         predicted_x0 = scheduler.get_velocity(output, noisy, t)  # v-prediction -> x0
         weight = 1.0 / (1.0 - scheduler.alphas_cumprod.to(x0.device)[t])
         return (weight * (predicted_x0.float() - x0.float()) ** 2).mean()

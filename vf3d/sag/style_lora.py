@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from vf3d.common.atomic import atomic_dir
 from vf3d.models.flux import FluxComponents
+from vf3d.models.hed import as_rgb
 
 ATTENTION = r"attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
 """x-flux's attention LoRA in diffusers names: qkv_lora1/2 -> to_q|k|v / add_q|k|v_proj, proj_lora1/2 -> to_out.0 /
@@ -161,8 +162,11 @@ def training_size(image: Image.Image, resolution: int, multiple: int = 32) -> tu
 class StyleLoRATrainer:
     """Adds the LoRA adapters to FLUX components and trains them on style examples."""
 
-    def __init__(self, components: FluxComponents, settings: LoRASettings):
-        self.components, self.settings = components, settings
+    def __init__(self, components: FluxComponents, settings: LoRASettings,
+                 edge_detector: Callable[[np.ndarray], np.ndarray] | None = None):
+        """`edge_detector`: recomputes the control map of every random crop (official: HED on the crop); None
+        crops the example's own edge map instead."""
+        self.components, self.settings, self.edge_detector = components, settings, edge_detector
         self.pipe: FluxControlNetPipeline = components.pipeline()
         self.pipe.set_progress_bar_config(disable=True)
         for model in (components.transformer, components.controlnet, components.vae, components.text_encoder,
@@ -178,8 +182,13 @@ class StyleLoRATrainer:
     def _crops(self, example: StyleExample) -> list[dict]:
         """One prepared batch per official crop of the reference (or just the reference, without random_aspect)."""
         aspects = list(ASPECTS.values()) if self.settings.random_aspect else [None]
-        return [self._prepare(StyleExample(centre_crop(example.image, a), centre_crop(example.hed, a), example.prompt))
-                for a in aspects]
+        crops = []
+        for aspect in aspects:
+            image = centre_crop(example.image, aspect)
+            hed = (Image.fromarray(as_rgb(self.edge_detector(np.asarray(image.convert("RGB")))))
+                   if self.edge_detector is not None and aspect is not None else centre_crop(example.hed, aspect))
+            crops.append(self._prepare(StyleExample(image, hed, example.prompt)))
+        return crops
 
     @torch.no_grad()
     def _prepare(self, example: StyleExample) -> dict:

@@ -85,7 +85,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         components = models.flux(device.torch_dtype())
         # References go through HED at controlnet_aux's 512 px, as the official distribution alignment does.
         hed = models.edges(device.torch_device(), device.torch_dtype(), REFERENCE_HED_RESOLUTION)
-        trainer = StyleLoRATrainer(components, settings)
+        trainer = StyleLoRATrainer(components, settings, edge_detector=hed)
         device.place(trainer.pipe)
         # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
         examples = []
