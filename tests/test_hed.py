@@ -120,9 +120,9 @@ def test_references_go_through_hed_at_controlnet_aux_resolution(hed_weights, tmp
     from controlnet_aux.hed import HEDdetector
     from PIL import Image
 
-    from vf3d.models.hed import REFERENCE_HED_RESOLUTION
+    from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
     image = np.random.default_rng(1).integers(0, 256, (600, 800, 3), dtype=np.uint8)
-    ours = make_edge_detector("hed", "full", path, detect_resolution=REFERENCE_HED_RESOLUTION)(image)
+    ours = make_edge_detector("hed", "full", path, detect_resolution=CONTROLNET_AUX_RESOLUTION)(image)
     theirs = np.asarray(HEDdetector(network.float().eval())(Image.fromarray(image)).resize((800, 600)))[..., 0]
     full = make_edge_detector("hed", "full", path)(image)  # HED at the image's own size, for contrast
     gap = lambda a: np.abs(a.astype(int) - theirs.astype(int)).mean()  # noqa: E731
@@ -139,4 +139,4 @@ def test_references_go_through_hed_at_controlnet_aux_resolution(hed_weights, tmp
     materialize([style_lora], partition_key="photo", resources={
         "artifacts": ArtifactStore(root=str(tmp_path)), "models": ModelStore(profile="tiny"), "gpu": GPU(device="cpu")},
         run_config={"ops": {"style_lora": {"config": {"steps": 1}}}})
-    assert asked == [(REFERENCE_HED_RESOLUTION,)]
+    assert asked == [(CONTROLNET_AUX_RESOLUTION,)]

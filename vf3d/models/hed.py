@@ -151,7 +151,7 @@ class HEDEdgeDetector:
         rgb = as_rgb(image)
         height, width = rgb.shape[:2]
         if self.detect_resolution is not None:
-            rgb = _resize_like_controlnet_aux(rgb, self.detect_resolution)
+            rgb = resize_like_controlnet_aux(rgb, self.detect_resolution)
         h, w = rgb.shape[:2]
         x = torch.from_numpy(rgb.copy()).float().to(self.device, self.dtype).permute(2, 0, 1)[None]  # (1, 3, h, w)
         sides = [side.float().cpu().numpy()[0, 0] for side in self.network(x)]  # 5 x (h / 2^k, w / 2^k)
@@ -163,7 +163,7 @@ class HEDEdgeDetector:
         return edge
 
 
-def _resize_like_controlnet_aux(image: np.ndarray, resolution: int) -> np.ndarray:
+def resize_like_controlnet_aux(image: np.ndarray, resolution: int) -> np.ndarray:
     """controlnet_aux.util.resize_image: short side to `resolution`, sides rounded to multiples of 64."""
     height, width = image.shape[:2]
     k = float(resolution) / min(height, width)
@@ -171,10 +171,9 @@ def _resize_like_controlnet_aux(image: np.ndarray, resolution: int) -> np.ndarra
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_LANCZOS4 if k > 1 else cv2.INTER_AREA)
 
 
-REFERENCE_HED_RESOLUTION = 512
-"""HED's working size for style references: the official distribution alignment runs controlnet_aux's
-`HEDdetector` with its default detect_resolution 512 (`image_datasets/dataset.py`); line art goes through HED
-at full resolution."""
+CONTROLNET_AUX_RESOLUTION = 512
+"""controlnet_aux's default detect resolution, which the official distribution alignment keeps for the HED of
+style references (`image_datasets/dataset.py`). Line art goes through HED at full resolution."""
 
 
 def make_edge_detector(kind: Literal["auto", "classical", "hed"], profile: Literal["tiny", "full"],

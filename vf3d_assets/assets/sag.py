@@ -27,7 +27,7 @@ from vf3d.common.atomic import atomic_dir
 from vf3d.common.hashing import content_hash
 from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
-from vf3d.models.hed import REFERENCE_HED_RESOLUTION, as_rgb
+from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION, as_rgb
 from vf3d.sag.anchors import anchor_frames, generate_anchors
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, with_overrides
 from vf3d.sag.style_lora import (LORA_PRESETS, META_FILE, XFLUX_LORA_FILE, StyleExample, StyleLoRATrainer,
@@ -84,7 +84,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
     with device.oom_advice("style_lora", *training_size(reference, settings.resolution)):
         components = models.flux(device.torch_dtype())
         # References go through HED at controlnet_aux's 512 px, as the official distribution alignment does.
-        hed = models.edges(device.torch_device(), device.torch_dtype(), REFERENCE_HED_RESOLUTION)
+        hed = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION)
         trainer = StyleLoRATrainer(components, settings, edge_detector=hed)
         device.place(trainer.pipe)
         # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
