@@ -41,8 +41,8 @@ def test_out_pointing_at_user_files_is_refused_before_rendering(capsys, tmp_path
     (shot_dir / "refs").mkdir()
     (shot_dir / "refs" / "mood.png").write_bytes(b"png")
     before = tree(tmp_path)
-    monkeypatch.setattr(guidance, "load_shot", lambda *a, **k: pytest.fail("refused only after opening the shot"),
-                        raising=False)
+    from vf3d.preprocess.blender import scene_io
+    monkeypatch.setattr(scene_io, "load_shot", lambda *a, **k: pytest.fail("refused only after opening the shot"))
     cases = [(shot_dir, "an input of this run"), (project, "an input of this run"), (blend, "an input of this run"),
              (shot_dir / "notes.txt", "not a folder vf3d wrote"), (shot_dir / "refs", "was not written by vf3d")]
     for out, words in cases:

@@ -107,10 +107,8 @@ def input_problems(catalog: Catalog, scenes: Sequence[str] | None = None,
 
 def check_partition_inputs(catalog: Catalog, scene: str, style: str) -> None:
     """Raise the first input problem of one scene x style partition (before any work starts)."""
-    problems = input_problems(catalog, [scene], [style])
-    for message in (*problems.scenes.values(), *problems.styles.values()):
-        where, _, problem = message.partition(": ")
-        raise VF3DInputError(where, problem)
+    catalog.scene(scene).input_files()
+    check_reference_image(catalog.style(style).reference)
 
 
 def explain(item: StalePartition, problems: InputProblems) -> StalePartition:
@@ -140,11 +138,12 @@ def stale_partitions(instance: DagsterInstance, assets: Assets) -> list[StalePar
 
 def refresh(instance: DagsterInstance, assets: Assets, resources: Mapping[str, object],
             report: Callable[[StalePartition], None] | None = None, max_rounds: int = 20,
-            problems: InputProblems = InputProblems()) -> list[StalePartition]:
+            problems: InputProblems | None = None) -> list[StalePartition]:
     """Observe sources, then materialize stale partitions layer by layer until nothing is stale.
 
     Partitions blocked by an input problem are left out (they stay stale and `vf3d stale` names the file).
     """
+    problems = problems or InputProblems()
     observe_sources(instance, assets)
     done: list[StalePartition] = []
     for _ in range(max_rounds):

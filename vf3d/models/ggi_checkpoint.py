@@ -24,18 +24,11 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+
+from vf3d.models.weights import read_safetensors
 
 INDEX_FILE = "diffusion_pytorch_model.safetensors.index.json"
 LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_embedding_", ".lora_magnitude_")
-
-
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
 
 
 def official_transformer_folder(source: Path) -> Path | None:
@@ -60,7 +53,7 @@ def _read_official(folder: Path) -> tuple[dict[str, torch.Tensor], list[Path], d
         shards = sorted(folder.glob("*.safetensors"))
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state.update(_load_safetensors(shard))
+        state.update(read_safetensors(shard))
     return state, shards, config
 
 
@@ -91,7 +84,7 @@ def import_ggi_weights(source: str | Path, expected: dict[str, torch.Size]) -> t
         raise ValueError(f"{source}: not an official GGI checkpoint (no transformer/config.json with safetensors "
                          "shards)")
     if folder is None:
-        state, shards, layout, config = _load_safetensors(source), [source], "vf3d single file", {}
+        state, shards, layout, config = read_safetensors(source), [source], "vf3d single file", {}
     else:
         state, shards, config = _read_official(folder)
         layout = "official checkpoint (sharded, PEFT adapter inside)"

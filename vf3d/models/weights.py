@@ -49,3 +49,14 @@ def hf_cache_snapshots(folder: Path, repo_id: str) -> list[Path]:
     """Snapshot folders of `repo_id` in an HF hub cache rooted at `folder` (`models--org--name/snapshots/*`)."""
     snapshots = folder / f"models--{repo_id.replace('/', '--')}" / "snapshots"
     return sorted(snapshots.iterdir()) if snapshots.is_dir() else []
+
+
+def read_safetensors(path: str | Path) -> dict:
+    """Every tensor of a safetensors file; a missing or unreadable file is one `ValueError` naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 from diffusers import FluxControlNetModel
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+
+from vf3d.models.weights import read_safetensors
 
 XLABS_CONTROLNET_FILE = "flux-hed-controlnet-v3.safetensors"
 XLABS_CONTROLNET_REPO = "XLabs-AI/flux-controlnet-hed-v3"
@@ -73,10 +73,7 @@ def load_xlabs_controlnet(path: Path, transformer_config: dict, dtype: torch.dty
     """The released XLabs ControlNet file as a diffusers `FluxControlNetModel`; a file that is not one, or whose
     tensors do not fit, is one `ValueError` naming the file and the first offending keys."""
     path = Path(path)
-    try:
-        state = load_file(path)
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+    state = read_safetensors(path)
     try:
         converted = xlabs_to_diffusers(state)
         blocks = {int(k.split(".")[1]) for k in converted if k.startswith("transformer_blocks.")}

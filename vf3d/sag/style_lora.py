@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -25,12 +26,12 @@ from diffusers.pipelines.flux.pipeline_flux_controlnet import calculate_shift
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from vf3d.common.atomic import atomic_dir
 from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import as_rgb
+from vf3d.models.weights import read_safetensors
 
 ATTENTION = r"attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
 """x-flux's attention LoRA in diffusers names: qkv_lora1/2 -> to_q|k|v / add_q|k|v_proj, proj_lora1/2 -> to_out.0 /
@@ -290,14 +291,6 @@ def sampling_prompt(lora_prompts: Sequence[str], identifier: str, post_prompt: s
     return f"{identifier}, {post_prompt}" if post_prompt else identifier
 
 
-def is_xflux_lora(path: Path) -> bool:
-    """True for a LoRA file in x-flux's format (the official distribution alignment's output):
-    `double_blocks.N.processor.qkv_lora1.down.weight`, ..., `single_blocks.N.processor.proj_lora.up.weight`."""
-    with safe_open(path, "pt") as f:
-        keys = list(f.keys())
-    return bool(keys) and all(re.match(r"^(diffusion_model\.)?(double|single)_blocks\.\d+\.processor\.", k) for k in keys)
-
-
 def check_xflux_lora(path: Path, transformer_config: dict) -> dict:
     """Verify an x-flux LoRA file against a FLUX transformer's config, key by key: block indices exist, each
     down/up pair has one rank and the shapes of the projection it adapts. Returns what was verified; any
@@ -306,7 +299,7 @@ def check_xflux_lora(path: Path, transformer_config: dict) -> dict:
     blocks = {"double_blocks": transformer_config["num_layers"], "single_blocks": transformer_config["num_single_layers"]}
     fan = {"qkv_lora1": (dim, 3 * dim), "qkv_lora2": (dim, 3 * dim), "proj_lora1": (dim, dim),
            "proj_lora2": (dim, dim), "qkv_lora": (dim, 3 * dim), "proj_lora": (dim + 4 * dim, dim)}
-    tensors = load_file(path)
+    tensors = read_safetensors(path)
     wrong, ranks, adapted = [], set(), set()
     for key, value in tensors.items():
         m = re.match(r"^(?:diffusion_model\.)?(double_blocks|single_blocks)\.(\d+)\.processor\.(\w+)\.(down|up)\.weight$", key)
@@ -326,6 +319,16 @@ def check_xflux_lora(path: Path, transformer_config: dict) -> dict:
                          f"(first: {'; '.join(wrong[:3]) or 'the file is empty'})")
     return {"format": "x-flux", "tensors_verified": len(tensors), "ranks": sorted(ranks),
             "blocks": sorted(adapted, key=lambda b: (b.split(".")[0], int(b.split(".")[1])))}
+
+
+def import_xflux_lora(source: Path, out_dir: Path, transformer_config: dict, prompt: str = "") -> dict:
+    """Verify an x-flux LoRA file (`check_xflux_lora`) and write it as a style LoRA folder `load_style_lora` reads,
+    atomically; `prompt`: what it was trained with (the official default: empty). Returns what was verified."""
+    report = check_xflux_lora(source, transformer_config)
+    with atomic_dir(out_dir) as tmp:
+        shutil.copyfile(source, tmp / XFLUX_LORA_FILE)
+        (tmp / META_FILE).write_text(json.dumps({"source": str(source), "prompts": [prompt], **report}, indent=1))
+    return report
 
 
 def load_style_lora(pipe: FluxControlNetPipeline, lora_dir: Path) -> dict:

@@ -1,7 +1,6 @@
 """Sparse Anchor-view Generation assets: per-style LoRAs, per scene x style anchors (paper Sec. 3.2)."""
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,16 +22,15 @@ from PIL import Image
 from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
-from vf3d.common.atomic import atomic_dir
 from vf3d.common.hashing import content_hash
 from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION, as_rgb
 from vf3d.sag.anchors import anchor_frames, generate_anchors
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, with_overrides
-from vf3d.sag.style_lora import (LORA_PRESETS, META_FILE, XFLUX_LORA_FILE, StyleExample, StyleLoRATrainer,
-                                 check_xflux_lora, load_style_lora, sampling_prompt, training_prompts,
-                                 training_size)
+from vf3d.sag.style_lora import (LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, sampling_prompt,
+                                 training_prompts, training_size)
+from vf3d.sag.style_lora import import_xflux_lora as import_xflux_lora_file
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.metadata import image_markdown
@@ -117,11 +115,8 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
 
 
 def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) -> MaterializeResult:
-    # check_xflux_lora raises on any bad key or shape: reaching the check means verified.
-    report = check_xflux_lora(source, models.flux_transformer_config())
-    with atomic_dir(out) as tmp:
-        shutil.copyfile(source, tmp / XFLUX_LORA_FILE)
-        (tmp / META_FILE).write_text(json.dumps({"source": str(source), "prompts": [prompt], **report}, indent=1))
+    # import_xflux_lora raises on any bad key or shape: reaching the check means verified.
+    report = import_xflux_lora_file(source, out, models.flux_transformer_config(), prompt)
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={"path": MetadataValue.path(str(out)), "source": str(source), "import": MetadataValue.json(report)},
