@@ -16,19 +16,9 @@ import torch
 from PIL import Image
 
 from vf3d.common.video_io import chain_segments
-from vf3d.ggi.noise_warp import NoiseWarpSettings, warped_noise_for_segment
+from vf3d.ggi.noise_warp import NoiseWarpSettings, padded_flows, warped_noise_for_segment
 from vf3d.ggi.pipeline import GGIPipeline, GGISettings
 from vf3d.models.hed import EdgeDetector
-
-
-def padded_flows(flows: np.ndarray, valid: np.ndarray, intervals: int) -> tuple[np.ndarray, np.ndarray]:
-    """Extend a short segment's forward flows to `intervals` steps with identity flows (the camera holds still)."""
-    missing = intervals - len(flows)
-    if missing <= 0:
-        return flows[:intervals], valid[:intervals]
-    h, w = valid.shape[1:]
-    return (np.concatenate([flows, np.zeros((missing, h, w, 2), flows.dtype)]),
-            np.concatenate([valid, np.ones((missing, h, w), bool)]))
 
 
 def segment_noise(guidance_dir: Path, segment: int, channels: int, settings: GGISettings, degradation: float,

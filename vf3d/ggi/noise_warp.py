@@ -495,7 +495,7 @@ def warped_noise_for_segment(
         if flows.shape[0] > intervals or intervals % temporal:
             raise ValueError(f"{flows.shape[0]} flows for num_frames={num_frames}: expected at most "
                              f"{intervals}, and num_frames = 1 + a multiple of {temporal}")
-        flows, valid = _identity_padded(flows, valid, intervals)
+        flows, valid = padded_flows(flows, valid, intervals)
         flows, valid = compose_flows(flows, valid, stride)
         index = list(range(0, intervals // stride + 1, temporal // stride))
     block = spatial * scale
@@ -509,10 +509,13 @@ def warped_noise_for_segment(
     return mix_with_fresh(torch.stack([readouts[i] for i in index]), degradation, generator)
 
 
-def _identity_padded(flows: torch.Tensor, valid: torch.Tensor, intervals: int) -> tuple[torch.Tensor, torch.Tensor]:
+def padded_flows(flows, valid, intervals: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A segment's forward flows cut or extended to `intervals` steps, extended with identity flows (the camera
+    holds still: GGI's repeats of the last frame)."""
+    flows, valid = torch.as_tensor(flows, dtype=torch.float32), torch.as_tensor(valid)
     missing = intervals - flows.shape[0]
     if missing <= 0:
-        return flows, valid
+        return flows[:intervals], valid[:intervals]
     _, h, w, _ = flows.shape
     return (torch.cat([flows, torch.zeros(missing, h, w, 2, dtype=flows.dtype)]),
             torch.cat([valid, torch.ones(missing, h, w, dtype=torch.bool)]))

@@ -27,7 +27,6 @@ from pathlib import Path
 from vf3d.common.errors import VF3DInputError
 
 ZSTD_MAGIC, GZIP_MAGIC = b"\x28\xb5\x2f\xfd", b"\x1f\x8b"
-MAX_LIBRARY_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -183,11 +182,8 @@ def linked_libraries(source: Path, allowed: list[Path] | tuple[Path, ...] = ()) 
     source = Path(source).resolve()
     roots = [source.parent, *(Path(a).resolve() for a in allowed)]
     seen: dict[Path, LinkedLibrary] = {}
-    pending, depth = [source], 0
-    while pending:
-        depth += 1
-        if depth > MAX_LIBRARY_DEPTH * 64:
-            raise VF3DInputError(source, "too many linked libraries")
+    pending = [source]
+    while pending:  # each library is read once (`seen`), so link cycles end
         linking = pending.pop()
         for stored in stored_library_paths(linking):
             library = resolve_library_path(stored, linking)
