@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from vf3d.models.flux import CONTROLNET_FOLDER, FLUX_FOLDER, save_full_layout, tiny_flux
+from vf3d.models.midas import MIDAS_FILENAME
 from vf3d.models.store import ModelLocations, load_flux
 from vf3d.models.weights import MissingWeightsError
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
@@ -70,3 +71,13 @@ def test_check_weights_lists_every_stage(weights, capsys, monkeypatch):
     assert "HED annotator" in out and "missing" in out
     assert "ggi" in out and "CogVideoX-5b-I2V transformer" in out
     assert "metrics" in out and "DINO ViT-B/16" in out
+
+
+def test_check_finds_the_annotator_files_where_controlnet_aux_keeps_them(tmp_path):
+    rows = {row["component"]: row for row in ModelLocations(tmp_path, tmp_path / "no-cache").check()}
+    midas = next(name for name in rows if name.startswith("MiDaS annotator for HED-S"))
+    assert not rows[midas]["present"] and str(tmp_path / "lllyasviel/Annotators" / MIDAS_FILENAME) in rows[midas]["where"]
+    (tmp_path / "lllyasviel/Annotators").mkdir(parents=True)
+    (tmp_path / "lllyasviel/Annotators" / MIDAS_FILENAME).touch()
+    rows = {row["component"]: row for row in ModelLocations(tmp_path, tmp_path / "no-cache").check()}
+    assert rows[midas]["present"] and rows[midas]["where"] == str(tmp_path / "lllyasviel/Annotators" / MIDAS_FILENAME)

@@ -9,7 +9,8 @@ from blender_scenes import dolly_over_plane, export_glb_with_trajectory
 from PIL import Image
 
 from vf3d.ggi.training import load_clip, save_clip
-from vf3d.ggi.training_set import clip_from_render, clip_from_video, depth_to_image, read_video_frames, video_folders
+from vf3d.ggi.training_set import (clip_from_render, clip_from_video, depth_pictures_by_estimator, depth_to_image,
+                                   read_video_frames, video_folders)
 from vf3d.models.depth_estimator import estimate_depth, load_depth_estimator
 from vf3d.models.hed import ClassicalEdgeDetector
 from vf3d.models.raft import estimate_flows, forward_backward_valid, load_raft
@@ -171,8 +172,26 @@ def test_clip_from_video_folder(tiny_depth_model, tmp_path):
 
     torch.manual_seed(0)
     model, processor = load_depth_estimator(tiny_depth_model)
-    clip = clip_from_video(frames, raft_small(weights=None).eval(), model, processor, ClassicalEdgeDetector(),
-                           prompt="a test video")
+    clip = clip_from_video(frames, raft_small(weights=None).eval(), depth_pictures_by_estimator(model, processor),
+                           ClassicalEdgeDetector(), prompt="a test video")
     assert clip.flows.shape == (2, H, W, 2) and clip.valid.shape == (2, H, W)
     assert len(clip.structure) == 3 and all(s.shape == (H, W) and s.dtype == np.uint8 for s in clip.structure)
     assert clip.prompt == "a test video"
+
+
+def test_zoom_crop_covers_the_size_times_1_1_with_one_random_crop_per_clip(tmp_path):
+    x, y = np.meshgrid(np.arange(220), np.arange(100))
+    for k in range(2):  # frames whose colour encodes the source pixel: R = x, G = 2y, B = frame
+        Image.fromarray(np.stack([x, 2 * y, np.full_like(x, k)], -1).astype(np.uint8)).save(tmp_path / f"{k}.png")
+    centre = read_video_frames(tmp_path, 2, size=(88, 40))
+    assert centre[0][20, 0, 0] <= 1 and centre[0][20, -1, 0] >= 218  # the whole width
+    lefts = set()
+    for seed in range(6):
+        first, second = read_video_frames(tmp_path, 2, size=(88, 40), crop_seed=seed)
+        np.testing.assert_array_equal(first[..., :2], second[..., :2])  # one crop for the whole clip
+        # 220 x 100 covers 88 x 40 at x0.4; x1.1 more gives 96 x 44, of which 88 x 40 are kept: 88/96 of the width
+        span = int(first[20, -1, 0]) - int(first[20, 0, 0])
+        assert abs(span - 220 * 88 / 96) <= 3, span
+        assert 0 <= first[20, 0, 0] <= 220 * 8 / 96 + 2
+        lefts.add(int(first[20, 0, 0]))
+    assert len(lefts) >= 3  # the crop is random

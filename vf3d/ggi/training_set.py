@@ -8,9 +8,9 @@ edges of coarse geometry seen at inference. Two sources share the output (`vf3d.
   flows and planar depth of `vf3d.preprocess.guidance.preprocess`; structure = edge detector on
   `depth_to_image(depth)`.
 - `full` profile, `clip_from_video`: real frames, flows by torchvision's RAFT with a forward-backward check
-  (`vf3d.models.raft.estimate_flows`), relative inverse depth by a transformers depth model
-  (`vf3d.models.depth_estimator.estimate_depth`, MiDaS/DPT as in the paper, or Depth Anything),
-  structure = HED on `depth_to_image(disparity, disparity=True)`.
+  (`vf3d.models.raft.estimate_flows`), structure = HED of a depth picture: the official one by controlnet_aux's
+  MiDaS annotator (`vf3d.models.midas.MidasDepthAnnotator`), or any transformers depth model
+  (`depth_pictures_by_estimator`: `depth_to_image` of its disparity, e.g. Depth Anything).
 
 Video layout read by `video_folders` / `read_video_frames` (DL3DV-style; nothing is downloaded)::
 
@@ -26,9 +26,9 @@ smallest frames that are still at least the requested size are read. Frames are 
 requested aspect ratio, then resized.
 
 Weights (full profile, never downloaded): RAFT as a torchvision state dict (`raft_large_C_T_SKHT_V2-ff5fadd5.pth`
-or `raft_small_C_T_V2-01064c6d.pth`, or a folder holding it) for `vf3d.models.raft.load_raft`; a transformers
-depth model folder (`save_pretrained` layout, e.g. Intel/dpt-hybrid-midas or
-depth-anything/Depth-Anything-V2-Small-hf) for `vf3d.models.depth_estimator.load_depth_estimator`.
+or `raft_small_C_T_V2-01064c6d.pth`, or a folder holding it) for `vf3d.models.raft.load_raft`;
+`dpt_hybrid-midas-501f0c75.pt` (lllyasviel/Annotators) for the MiDaS annotator, or a transformers depth model
+folder (`save_pretrained` layout) for `vf3d.models.depth_estimator.load_depth_estimator`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,9 @@ from vf3d.models.raft import estimate_flows
 
 DEFAULT_PROMPT = "a video of a static scene"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+DepthPictures = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+"""Frames -> the (H, W) uint8 depth pictures HED sees for HED-S (near = bright)."""
 
 
 # --- HED-S -----------------------------------------------------------------------------------------------
@@ -148,13 +151,18 @@ def _trimmed_shot(source: Path, trajectory: Path | None, num_frames: int, workdi
 
 # --- full profile: real videos --------------------------------------------------------------------------
 
-def clip_from_video(frames: Sequence[np.ndarray], raft: torch.nn.Module, depth_model: torch.nn.Module,
-                    depth_processor, edge_detector: EdgeDetector, prompt: str = DEFAULT_PROMPT) -> TrainingClip:
-    """A training clip from real frames: RAFT flows with forward-backward masks, HED-S of estimated depth."""
+def depth_pictures_by_estimator(model: torch.nn.Module, processor) -> DepthPictures:
+    """HED-S depth pictures from a transformers depth model: `depth_to_image` of its disparity per frame."""
+    return lambda frames: [depth_to_image(d, disparity=True) for d in estimate_depth(frames, model, processor)]
+
+
+def clip_from_video(frames: Sequence[np.ndarray], raft: torch.nn.Module, depth_pictures: DepthPictures,
+                    edge_detector: EdgeDetector, prompt: str = DEFAULT_PROMPT) -> TrainingClip:
+    """A training clip from real frames: RAFT flows with forward-backward masks, HED-S = HED of each frame's
+    depth picture (`vf3d.models.midas.MidasDepthAnnotator` in the paper, or `depth_pictures_by_estimator`)."""
     frames = [np.ascontiguousarray(f) for f in frames]
     flows, valid = estimate_flows(frames, raft)
-    structure = [edge_detector(depth_to_image(d, disparity=True))
-                 for d in estimate_depth(frames, depth_model, depth_processor)]
+    structure = [edge_detector(picture) for picture in depth_pictures(frames)]
     return TrainingClip(frames, flows, valid, structure, prompt)
 
 
@@ -202,27 +210,52 @@ def _pick_frame_folder(scene: Path, size: tuple[int, int] | None) -> Path:
     return sized[-1][1]
 
 
+ZOOM_CROP_SCALE = 1.1
+"""The official training's "adaptive resize" (`training_ggi/mydataset_depthhed_mask.py`): scale each clip so
+that it covers the training size times 1.1, then take one random crop of that size for all its frames."""
+
+
 def read_video_frames(folder: Path, num_frames: int, stride: int = 1, size: tuple[int, int] | None = None,
-                      start: int = 0) -> list[np.ndarray]:
+                      start: int = 0, crop_seed: int | None = None) -> list[np.ndarray]:
     """Frames start, start + stride, ... (`num_frames` of them) of a video folder as (H, W, 3) uint8 RGB.
 
-    `size` = (W, H): centre-crop to its aspect ratio, then resize (Lanczos); None keeps the frames' size.
-    Raises ValueError when the video has too few frames.
+    `size` = (W, H); None keeps the frames' size. `crop_seed` None: centre-crop to the aspect ratio, then
+    resize (Lanczos); an int: the official random zoom crop (`ZOOM_CROP_SCALE`, bilinear), one crop per clip
+    drawn from that seed. Raises ValueError when the video has too few frames.
     """
     folder = Path(folder)
     files = _image_files(_pick_frame_folder(folder, size))
     picked = files[start::stride][:num_frames]
     if len(picked) < num_frames:
         raise ValueError(f"{folder}: {len(files)} frames, need {num_frames} from frame {start} with stride {stride}")
-    return [_read_fitted(p, size) for p in picked]
+    if size is None:
+        return [_read_rgb(p) for p in picked]
+    with Image.open(picked[0]) as first:
+        box, resample = _crop_box(first.size, size, crop_seed)
+    return [np.asarray(image if image.size == tuple(size) and crop_seed is None
+                       else image.resize(tuple(size), resample, box=box)) for image in map(_read_image, picked)]
 
 
-def _read_fitted(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+def _read_image(path: Path) -> Image.Image:
     with Image.open(path) as opened:
-        image = opened.convert("RGB")
-    if size is not None and image.size != tuple(size):
-        w, h = image.size
+        return opened.convert("RGB")
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(_read_image(path))
+
+
+def _crop_box(source: tuple[int, int], size: tuple[int, int], crop_seed: int | None
+              ) -> tuple[tuple[float, float, float, float], Image.Resampling]:
+    """The source-pixel box that becomes the (W, H) frame, and the resampling filter."""
+    w, h = source
+    if crop_seed is None:
         crop_w, crop_h = min(w, round(h * size[0] / size[1])), min(h, round(w * size[1] / size[0]))
         left, top = (w - crop_w) // 2, (h - crop_h) // 2
-        image = image.resize(tuple(size), Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h))
-    return np.asarray(image)
+        return (left, top, left + crop_w, top + crop_h), Image.Resampling.LANCZOS
+    scale = max(size[0] / w, size[1] / h)
+    zoomed_w, zoomed_h = int(scale * w * ZOOM_CROP_SCALE), int(scale * h * ZOOM_CROP_SCALE)
+    rng = np.random.default_rng(crop_seed)
+    left, top = int(rng.integers(0, zoomed_w - size[0] + 1)), int(rng.integers(0, zoomed_h - size[1] + 1))
+    sx, sy = w / zoomed_w, h / zoomed_h
+    return (left * sx, top * sy, (left + size[0]) * sx, (top + size[1]) * sy), Image.Resampling.BILINEAR

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from vf3d.models.weights import MissingWeightsError, first_existing, hf_cache_snapshots
+from vf3d.models.weights import find_annotator_file
 
 HED_FILENAME = "ControlNetHED.pth"
 HED_REPO = "lllyasviel/Annotators"
@@ -104,14 +104,7 @@ def find_hed_weights(weights: Path | None) -> Path:
 
     Raises `MissingWeightsError` naming every path looked at.
     """
-    if weights is None:
-        raise MissingWeightsError([(HED_COMPONENT, [])])
-    weights = Path(weights)
-    if not weights.is_dir():
-        return first_existing(HED_COMPONENT, [weights])
-    candidates = [weights / HED_FILENAME, weights / HED_REPO / HED_FILENAME]
-    candidates += [snapshot / HED_FILENAME for snapshot in hf_cache_snapshots(weights, HED_REPO)]
-    return first_existing(HED_COMPONENT, candidates)
+    return find_annotator_file(weights, HED_FILENAME, HED_COMPONENT, HED_REPO)
 
 
 class HEDEdgeDetector:

@@ -7,6 +7,7 @@ snapshot of the Hugging Face repo in the HF hub cache. Nothing is ever downloade
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,10 +39,11 @@ from vf3d.models.flux import (
 )
 from vf3d.models.ggi_checkpoint import expected_ggi_shapes
 from vf3d.models.hed import HED_FILENAME, HED_REPO, find_hed_weights
+from vf3d.models.midas import MIDAS_COMPONENT, MIDAS_FILENAME
 from vf3d.models.raft import RAFT_FILES
 from vf3d.models.xlabs_controlnet import XLABS_CONTROLNET_FILE, XLABS_CONTROLNET_REPO
 from vf3d.models.captioner import BLIP2_FOLDER, BLIP2_REPO, Captioner, load_full_captioner, tiny_captioner
-from vf3d.models.weights import MissingWeightsError, has_weights, hf_cache_snapshots
+from vf3d.models.weights import MissingWeightsError, find_annotator_file, has_weights, hf_cache_snapshots
 
 Profile = Literal["tiny", "full"]
 
@@ -99,12 +101,8 @@ class ModelLocations:
             where = str(controlnet_dir if name.startswith("controlnet") else flux_dir / name)
             rows.append({"stage": "sag", "component": name, "present": name not in missing,
                          "where": where if name not in missing else "; ".join(missing[name])})
-        try:
-            hed = str(find_hed_weights(self.hed_weights()))
-            rows.append({"stage": "sag", "component": f"HED annotator ({HED_FILENAME})", "present": True, "where": hed})
-        except MissingWeightsError as error:
-            rows.append({"stage": "sag", "component": f"HED annotator ({HED_FILENAME})", "present": False,
-                         "where": "; ".join(error.missing[0][1]) or str(self.weights_dir)})
+        rows.append(annotator_row("sag", f"HED annotator ({HED_FILENAME})",
+                                  lambda: find_hed_weights(self.hed_weights()), self.weights_dir))
         cogvideo_dir, lora = self.ggi_files()
         missing_ggi = {name: looked for name, looked in missing_ggi_files(cogvideo_dir, None, lora)}
         for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
@@ -116,9 +114,9 @@ class ModelLocations:
         raft = self.weights_dir / RAFT_FILES[True]
         rows.append({"stage": "ggi", "component": f"RAFT for training on videos ({raft.name})",
                      "present": raft.is_file(), "where": str(raft)})
-        depth = self.weights_dir / "depth-estimator"
-        rows.append({"stage": "ggi", "component": "depth estimator for HED-S (training on videos)",
-                     "present": (depth / "config.json").is_file(), "where": str(depth)})
+        rows.append(annotator_row("ggi", f"MiDaS annotator for HED-S, training on videos ({MIDAS_FILENAME})",
+                                  lambda: find_annotator_file(self.weights_dir, MIDAS_FILENAME, MIDAS_COMPONENT),
+                                  self.weights_dir))
         rows.append({"stage": "ggi", "component": "GGI transformer weights", "present": True,
                      "where": "asset ggi_weights (trained here, or imported with its `pretrained` config)"})
         blip = self.captioner_dir()
@@ -128,6 +126,15 @@ class ModelLocations:
 
     def captioner_dir(self) -> Path:
         return self.resolve(BLIP2_FOLDER, BLIP2_REPO)
+
+
+def annotator_row(stage: str, component: str, find: Callable[[], Path], weights_dir: Path) -> dict:
+    """A `check` row for a single-file annotator: where `find` found it, or every path it looked at."""
+    try:
+        return {"stage": stage, "component": component, "present": True, "where": str(find())}
+    except MissingWeightsError as error:
+        return {"stage": stage, "component": component, "present": False,
+                "where": "; ".join(error.missing[0][1]) or str(weights_dir)}
 
 
 def load_ggi(profile: Profile, locations: ModelLocations, dtype: torch.dtype, ggi_weights: Path | None,

@@ -51,6 +51,20 @@ def hf_cache_snapshots(folder: Path, repo_id: str) -> list[Path]:
     return sorted(snapshots.iterdir()) if snapshots.is_dir() else []
 
 
+def find_annotator_file(weights: Path | None, filename: str, component: str,
+                        repo_id: str = "lllyasviel/Annotators") -> Path:
+    """A controlnet_aux annotator file: `weights` itself if it is a file; in a folder, `filename` directly,
+    under `<repo_id>/`, or in an HF cache snapshot. Raises `MissingWeightsError` naming every path looked at."""
+    if weights is None:
+        raise MissingWeightsError([(component, [])])
+    weights = Path(weights)
+    if not weights.is_dir():
+        return first_existing(component, [weights])
+    candidates = [weights / filename, weights / repo_id / filename]
+    candidates += [snapshot / filename for snapshot in hf_cache_snapshots(weights, repo_id)]
+    return first_existing(component, candidates)
+
+
 def read_safetensors(path: str | Path) -> dict:
     """Every tensor of a safetensors file; a missing or unreadable file is one `ValueError` naming it."""
     from safetensors import SafetensorError

@@ -32,8 +32,11 @@ from vf3d.ggi.inbetween import generate_video, segment_noise
 from vf3d.ggi.noise_warp import NOISE_WARP_PRESETS, noise_stats
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key
-from vf3d.ggi.training_set import clip_from_render, clip_from_video, read_video_frames, video_folders
+from vf3d.ggi.training_set import (DepthPictures, clip_from_render, clip_from_video, depth_pictures_by_estimator,
+                                   read_video_frames, video_folders)
 from vf3d.models.depth_estimator import load_depth_estimator
+from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
+from vf3d.models.midas import MidasDepthAnnotator
 from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d_assets.assets.sag import anchors
@@ -89,21 +92,35 @@ class TrainingSetConfig(Config):
     max_videos: int = 0
     """full: use at most this many videos (0 = all)."""
     frame_stride: int = 1
+    crop: str = "zoom"
+    """full: 'zoom' = the official crop (cover the size x1.1, one random crop per clip, seeded by the clip's
+    index); 'centre' = centre crop to the aspect ratio."""
     raft_weights: str = ""
     """full: RAFT state dict (.pth) or a folder holding it; empty = the model store's weights_dir."""
     depth_model: str = ""
-    """full: a transformers depth model folder; empty = <weights_dir>/depth-estimator."""
+    """full, HED-S depth: empty = the official controlnet_aux MiDaS annotator (dpt_hybrid-midas-501f0c75.pt in
+    the weights folder, beside ControlNetHED.pth); a .pt file = that annotator file; a transformers depth
+    model folder (config.json) = that model's disparity, min-max normalised (e.g. Depth Anything)."""
     prompt: str = ""
     """Every clip's prompt; empty = the BLIP-2 caption of its first frame (the official training's captions)."""
 
 
-@asset(group_name="ggi", code_version="2",
+def hed_s_depth_pictures(source: Path, device: torch.device) -> DepthPictures:
+    """The depth pictures of HED-S from `TrainingSetConfig.depth_model` (see there)."""
+    if (source / "config.json").is_file():
+        return depth_pictures_by_estimator(*load_depth_estimator(source, device=device))
+    return MidasDepthAnnotator.from_file(source, device)
+
+
+@asset(group_name="ggi", code_version="3",
        description="GGI training clips: frames, flows, HED-S structure maps (tiny: textured renders of benchmark "
                    "scenes with exact flows and depth).")
 def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore,
                      models: ModelStore, gpu: GPU) -> MaterializeResult:
     device = gpu.settings()
     edges = models.edges(device.torch_device(), device.torch_dtype())
+    # the official HED-S calls controlnet_aux's HEDdetector with its default 512 px detect resolution
+    hed_s_edges = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION)
     caption = None if config.prompt else models.captioner(device.torch_device(), device.torch_dtype())
     num_frames = GGI_TRAINING_PRESETS[models.profile if models.profile in GGI_TRAINING_PRESETS else "paper"].num_frames
     out = artifacts.path("ggi_training_set", "all")
@@ -112,12 +129,12 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
         if config.videos_dir:  # real videos (the paper's DL3DV-10K), the full profile's path
             weights_dir = models.locations().weights_dir
             raft = load_raft(Path(config.raft_weights or weights_dir), device=device.torch_device())
-            depth_model, processor = load_depth_estimator(Path(config.depth_model or weights_dir / "depth-estimator"),
-                                                          device=device.torch_device())
+            depth_pictures = hed_s_depth_pictures(Path(config.depth_model or weights_dir), device.torch_device())
             folders = video_folders(Path(config.videos_dir))[: config.max_videos or None]
             for k, folder in enumerate(folders):
-                frames = read_video_frames(folder, num_frames, config.frame_stride, (config.width, config.height))
-                clip = clip_from_video(frames, raft, depth_model, processor, edges)
+                frames = read_video_frames(folder, num_frames, config.frame_stride, (config.width, config.height),
+                                           crop_seed=k if config.crop == "zoom" else None)
+                clip = clip_from_video(frames, raft, depth_pictures, hed_s_edges)
                 clip.prompt = config.prompt or caption(clip.frames[0])
                 save_clip(clip, tmp / f"video_{k:05d}")
                 previews += [clip.frames[0], np.repeat(clip.structure[0][..., None], 3, -1)]
