@@ -13,6 +13,7 @@ a given device, loading the file with `weights_only`, and reproduces `MidasDetec
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +56,7 @@ class MidasDepthAnnotator:
         path = find_annotator_file(weights, MIDAS_FILENAME, MIDAS_COMPONENT)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
             raise ValueError(f"{path}: not a readable PyTorch state dict ({exc})") from None
         state = state["model"] if "optimizer" in state else state  # as MiDaS's BaseModel.load
         network = midas_network()
