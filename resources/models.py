@@ -14,8 +14,8 @@ from vf3d.models.cogvideo import GGIComponents
 from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
 from vf3d.models.captioner import Captioner
-from vf3d.models.store import (ModelLocations, default_hf_cache, flux_transformer_config, ggi_weight_shapes,
-                               load_captioner, load_flux, load_ggi)
+from vf3d.models.store import (ModelLocations, default_hf_cache, flux_controlnet_config, flux_transformer_config,
+                               ggi_weight_shapes, load_captioner, load_flux, load_ggi)
 
 if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run
     from evaluation.models import MetricModels
@@ -54,6 +54,9 @@ class ModelStore(ConfigurableResource):
 
     def flux_transformer_config(self) -> dict:
         return flux_transformer_config(self.profile, self.locations(), self.tiny_seed)
+
+    def flux_controlnet_config(self) -> dict:
+        return flux_controlnet_config(self.profile, self.locations(), self.tiny_seed)
 
     def ggi_weight_shapes(self) -> dict[str, torch.Size]:
         return ggi_weight_shapes(self.profile, self.locations(), self.tiny_seed)

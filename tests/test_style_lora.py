@@ -123,7 +123,6 @@ def xflux_lora_file(path, transformer, rank=4, seed=0):
 
     g = torch.Generator().manual_seed(seed)
     dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
-    linear2_in = transformer.single_transformer_blocks[0].proj_out.in_features
     tensors = {}
     def lora(name, fan_in, fan_out):
         tensors[f"{name}.down.weight"] = torch.randn(rank, fan_in, generator=g)
@@ -132,8 +131,9 @@ def xflux_lora_file(path, transformer, rank=4, seed=0):
         for n in (1, 2):
             lora(f"double_blocks.{i}.processor.qkv_lora{n}", dim, 3 * dim)
             lora(f"double_blocks.{i}.processor.proj_lora{n}", dim, dim)
-    lora("single_blocks.1.processor.qkv_lora", dim, 3 * dim)
-    lora("single_blocks.1.processor.proj_lora", linear2_in, dim)
+    if len(transformer.single_transformer_blocks) > 1:  # (the XLabs ControlNet has none)
+        lora("single_blocks.1.processor.qkv_lora", dim, 3 * dim)
+        lora("single_blocks.1.processor.proj_lora", transformer.single_transformer_blocks[1].proj_out.in_features, dim)
     save_file(tensors, path)
     return tensors
 
@@ -192,6 +192,46 @@ def test_style_lora_asset_imports_an_xflux_file_and_verifies_it(tmp_path):
         check_xflux_lora(tmp_path / "bad.safetensors", dict(tiny_flux(0).transformer.config))
 
 
+def test_the_official_checkpoint_folder_imports_the_controlnet_lora_too(tmp_path):
+    """`loras/<name>/checkpoint-<step>/`: lora.safetensors (transformer) and controlnet.lora.safetensors."""
+    from dagster import materialize
+    from peft.utils import get_peft_model_state_dict
+
+    from resources import GPU, ArtifactStore, ModelStore
+    from vf3d_assets.assets.sag import style_lora
+
+    official = tmp_path / "loras" / "style" / "checkpoint-400"
+    official.mkdir(parents=True)
+    components = tiny_flux(0)
+    xflux_lora_file(official / "lora.safetensors", components.transformer)
+    tensors = xflux_lora_file(official / "controlnet.lora.safetensors", components.controlnet, seed=1)
+    resources = {"artifacts": ArtifactStore(root=str(tmp_path / "artifacts")), "models": ModelStore(profile="tiny"),
+                 "gpu": GPU(device="cpu")}
+    result = materialize([style_lora], partition_key="photo", resources=resources,
+                         run_config={"ops": {"style_lora": {"config": {"pretrained": str(official)}}}})
+    (check,) = result.get_asset_check_evaluations()
+    assert check.metadata["controlnet_tensors_verified"].value == len(tensors) > 0
+    pipe = tiny_flux(0).pipeline()
+    load_style_lora(pipe, tmp_path / "artifacts" / "style_lora" / "photo")
+    state = get_peft_model_state_dict(pipe.controlnet)
+    dim = pipe.controlnet.config.num_attention_heads * pipe.controlnet.config.attention_head_dim
+    up = tensors["double_blocks.1.processor.qkv_lora2.up.weight"]
+    for k, name in enumerate(("add_q_proj", "add_k_proj", "add_v_proj")):
+        key = f"transformer_blocks.1.attn.{name}"
+        assert torch.equal(state[f"{key}.lora_A.weight"], tensors["double_blocks.1.processor.qkv_lora2.down.weight"])
+        assert torch.equal(state[f"{key}.lora_B.weight"], up[k * dim:(k + 1) * dim])
+    assert torch.equal(state["transformer_blocks.0.attn.to_add_out.lora_B.weight"],
+                       tensors["double_blocks.0.processor.proj_lora2.up.weight"])
+    # A ControlNet LoRA for blocks the ControlNet does not have (single blocks) is refused.
+    xflux_lora_file(official / "controlnet.lora.safetensors", components.transformer, seed=1)
+    failed = materialize([style_lora], partition_key="photo", resources=resources, raise_on_error=False,
+                         run_config={"ops": {"style_lora": {"config": {"pretrained": str(official)}}}})
+    assert not failed.success
+    with pytest.raises(ValueError, match=r"controlnet.lora.safetensors: not an x-flux LoRA for this model.*single_blocks.1"):
+        from vf3d.sag.style_lora import check_xflux_lora
+        check_xflux_lora(official / "controlnet.lora.safetensors", dict(components.controlnet.config))
+
+
 def test_official_recipe_random_crops_clipping_warmup_and_shifted_uniform_times(monkeypatch):
     import math
 
@@ -232,3 +272,33 @@ def test_each_random_crop_gets_its_own_edge_map_from_the_detector():
     trainer = StyleLoRATrainer(tiny_flux(0), LORA_PRESETS["tiny"], edge_detector=detector)
     crops = trainer._crops(_example((200, 60, 30), "a photo in sks style"))
     assert len(crops) == 4 and sorted(calls) == sorted([(36, 64, 3), (48, 64, 3), (48, 48, 3)])
+
+
+def test_fused_qkv_lora_trains_one_down_projection_per_stream_and_is_stored_exactly_unfused():
+    """x-flux's qkv_lora: one A shared by q, k and v. Trained fused, stored as three LoRAs with that A, same outputs."""
+    trainer = StyleLoRATrainer(tiny_flux(0), LORA_PRESETS["tiny"])
+    transformer = trainer.components.transformer
+    names = [n for n, _ in transformer.named_modules()]
+    assert "transformer_blocks.0.attn.to_qkv.lora_A.default" in names
+    assert "transformer_blocks.0.attn.to_added_qkv.lora_A.default" in names
+    assert not any(".to_q.lora_A" in n or ".add_q_proj.lora_A" in n for n in names)
+    controlnet = [n for n, _ in trainer.components.controlnet.named_modules() if n.endswith("lora_A.default")]
+    assert controlnet and all(".attn." in n for n in controlnet)  # the official ControlNet LoRA: attention only
+    g = torch.Generator().manual_seed(1)
+    for model in (transformer, trainer.components.controlnet):  # a trained-looking LoRA: nonzero B
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.data = torch.randn(p.shape, generator=g) * 0.1
+    batch = trainer._prepare(_example((200, 60, 30), ""))
+    noise, t = torch.randn(batch["x"].shape, generator=g), torch.tensor(0.6)
+    with torch.no_grad():
+        fused = trainer.flow_loss(batch, noise, t)
+        for model in (transformer, trainer.components.controlnet):
+            trainer._unfuse(model)
+        unfused = trainer.flow_loss(batch, noise, t)
+    torch.testing.assert_close(unfused, fused, rtol=1e-5, atol=1e-6)
+    block = transformer.transformer_blocks[0].attn
+    assert not hasattr(block, "to_qkv") and not block.fused_projections
+    a = [getattr(block, n).lora_A["default"].weight for n in ("to_q", "to_k", "to_v")]
+    assert torch.equal(a[0], a[1]) and torch.equal(a[0], a[2])  # the shared down-projection
+    assert not torch.equal(block.to_q.lora_B["default"].weight, block.to_k.lora_B["default"].weight)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import CogVideoXTransformer3DModel, FluxTransformer2DModel
+from diffusers import CogVideoXTransformer3DModel, FluxControlNetModel, FluxTransformer2DModel
 
 from vf3d.models.cogvideo import (
     COGVIDEO_FOLDER,
@@ -183,6 +183,27 @@ def flux_transformer_config(profile: Profile, locations: ModelLocations, seed: i
         if not (folder / "config.json").is_file():
             raise MissingWeightsError([("FLUX.1-dev transformer config", [str(folder / "config.json")])])
         return dict(FluxTransformer2DModel.load_config(folder))
+    raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+
+
+def flux_controlnet_config(profile: Profile, locations: ModelLocations, seed: int = 0) -> dict:
+    """The HED ControlNet's config (architecture only): the diffusers folder's config.json, or, for XLabs' single
+    file, the transformer's with the file's block counts (read from its key names, no tensors loaded)."""
+    if profile == "tiny":
+        return dict(tiny_flux(seed).controlnet.config)
+    if profile == "full":
+        path = locations.flux_dirs()[1]
+        if path.is_file():
+            from safetensors import safe_open
+
+            with safe_open(path, "pt") as f:
+                keys = list(f.keys())
+            count = lambda kind: len({k.split(".")[1] for k in keys if k.startswith(f"{kind}.")})  # noqa: E731
+            return {**flux_transformer_config(profile, locations, seed), "num_layers": count("double_blocks"),
+                    "num_single_layers": count("single_blocks")}
+        if not (path / "config.json").is_file():
+            raise MissingWeightsError([("FLUX HED ControlNet config", [str(path / "config.json")])])
+        return dict(FluxControlNetModel.load_config(path))
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
 
 

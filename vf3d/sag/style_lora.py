@@ -1,7 +1,7 @@
 """Distribution alignment (paper Sec. 3.2): a style LoRA on FLUX and its HED ControlNet.
 
-LoRA (rank 16) on the transformer's first 23 blocks (19 double-stream + 4 single-stream) and on the
-ControlNet, trained on the reference image(s) and their HED maps under unique identifier prompts with the
+LoRA (rank 16) on the attention of the transformer's first 23 blocks (19 double-stream + 4 single-stream) and
+of the ControlNet's blocks, qkv fused as x-flux's processors while training, trained on the reference image(s) and their HED maps under unique identifier prompts with the
 rectified-flow loss (target = noise - x, z_t = (1 - t) x + t noise). One LoRA may hold several styles, one
 identifier each (paper 'Style Variation'). Saved with the diffusers LoRA conventions:
 `pytorch_lora_weights.safetensors` (transformer, `FluxControlNetPipeline.load_lora_weights`) plus
@@ -39,8 +39,15 @@ to_add_out (double blocks); qkv_lora -> to_q|k|v (single blocks)."""
 SINGLE_OUTPUT = r"proj_out"
 """x-flux's single-block proj_lora, on linear2 (attention + MLP -> dim), diffusers' `proj_out`."""
 FEED_FORWARD = r"ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2)|proj_mlp"
+FUSED_ATTENTION = r"attn\.(to_qkv|to_out\.0|to_added_qkv|to_add_out)"
+"""The same LoRA while training with fused projections: one qkv LoRA (one A, one B of 3 x dim) per stream, as
+x-flux's `qkv_lora1/2` and single-block `qkv_lora`."""
+FUSED_PARTS = {"to_qkv": ("to_q", "to_k", "to_v"), "to_added_qkv": ("add_q_proj", "add_k_proj", "add_v_proj")}
 CONTROLNET_LORA_FILE, META_FILE = "controlnet_lora.safetensors", "style_lora.json"
-XFLUX_LORA_FILE = "xflux_lora.safetensors"
+XFLUX_LORA_FILE, XFLUX_CONTROLNET_LORA_FILE = "xflux_lora.safetensors", "xflux_controlnet_lora.safetensors"
+OFFICIAL_LORA_FILES = ("lora.safetensors", "controlnet.lora.safetensors")
+"""The official distribution alignment's `loras/<name>/checkpoint-<step>/` files: the transformer's and the
+ControlNet's x-flux LoRAs; the official anchors apply both (`sag_generate_anchor_view.py`)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class LoRASettings:
     """Single-stream blocks with LoRA (official: x-flux `single_blocks_idx` 1-4; 23 blocks in all)."""
     feed_forward: bool = False
     """Also wrap the feed-forward layers (official: attention qkv and output projections only)."""
+    fused_qkv: bool = True
+    """Train one LoRA per fused qkv projection (official: x-flux's `qkv_lora`, a shared down-projection for q, k
+    and v); after training it is stored exactly as three LoRAs sharing that A. False: three independent LoRAs."""
     steps: int = 400
     """Optimisation steps (paper: 400; the official config allows 600)."""
     learning_rate: float = 1e-4
@@ -114,18 +124,40 @@ def centre_crop(image: Image.Image, aspect: float | None) -> Image.Image:
     return image.crop((0, top, width, top + new_height))
 
 
-def transformer_targets(settings: LoRASettings) -> str:
-    """The transformer's LoRA modules as a regex: x-flux's attention processors on the chosen blocks (the
-    fused qkv LoRA of x-flux is three LoRAs here: loading an x-flux file splits it exactly, training learns
-    one A per projection instead of a shared one)."""
+def lora_blocks(settings: LoRASettings) -> str:
+    """The blocks that carry the LoRA, as a regex of module-name prefixes."""
     double = "|".join(str(i) for i in settings.double_blocks)
     single = "|".join(str(i) for i in settings.single_blocks)
-    modules = "|".join([ATTENTION, SINGLE_OUTPUT] + ([FEED_FORWARD] if settings.feed_forward else []))
-    return rf"^(transformer_blocks\.({double})|single_transformer_blocks\.({single}))\.({modules})$"
+    return rf"(transformer_blocks\.({double})|single_transformer_blocks\.({single}))"
 
 
-def controlnet_targets() -> str:
-    return rf"^(transformer_blocks|single_transformer_blocks)\.\d+\.({ATTENTION}|{SINGLE_OUTPUT}|{FEED_FORWARD})$"
+def transformer_targets(settings: LoRASettings, fused: bool = False) -> str:
+    """The LoRA modules of the transformer and of the ControlNet as a regex: x-flux's attention processors on the
+    chosen blocks (the official code gives both models the same block indices); `fused`: with qkv fused."""
+    attention = FUSED_ATTENTION if fused else ATTENTION
+    modules = "|".join([attention, SINGLE_OUTPUT] + ([FEED_FORWARD] if settings.feed_forward else []))
+    return rf"^{lora_blocks(settings)}\.({modules})$"
+
+
+def lora_attention_modules(model: torch.nn.Module, settings: LoRASettings) -> list[torch.nn.Module]:
+    """The attention modules of the LoRA's blocks (their q/k/v are fused while training)."""
+    pattern = re.compile(rf"{lora_blocks(settings)}\.attn")
+    return [module for name, module in model.named_modules() if pattern.fullmatch(name)]
+
+
+def split_fused_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A PEFT state dict with fused qkv LoRAs -> the identical LoRA on to_q/k/v (add_q/k/v_proj): each part keeps
+    the shared A and takes its third of B, so every output is unchanged."""
+    out = {}
+    for key, value in state.items():
+        m = re.fullmatch(r"(.*)\.(to_qkv|to_added_qkv)\.lora_(A|B)\.weight", key)
+        if not m:
+            out[key] = value
+            continue
+        parts = value.chunk(3, dim=0) if m.group(3) == "B" else (value,) * 3
+        for name, part in zip(FUSED_PARTS[m.group(2)], parts):
+            out[f"{m.group(1)}.{name}.lora_{m.group(3)}.weight"] = part.clone()
+    return out
 
 
 def lora_config(settings: LoRASettings, target: str) -> LoraConfig:
@@ -173,8 +205,11 @@ class StyleLoRATrainer:
         for model in (components.transformer, components.controlnet, components.vae, components.text_encoder,
                       components.text_encoder_2):
             model.requires_grad_(False)
-        components.transformer.add_adapter(lora_config(settings, transformer_targets(settings)))
-        components.controlnet.add_adapter(lora_config(settings, controlnet_targets()))
+        for model in (components.transformer, components.controlnet):
+            if settings.fused_qkv:
+                for attention in lora_attention_modules(model, settings):
+                    attention.fuse_projections()
+            model.add_adapter(lora_config(settings, transformer_targets(settings, fused=settings.fused_qkv)))
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for m in (self.components.transformer, self.components.controlnet) for p in m.parameters()
@@ -263,7 +298,18 @@ class StyleLoRATrainer:
                 progress(step, losses[-1])
         for model in (self.components.transformer, self.components.controlnet):
             model.eval()
+            if s.fused_qkv:
+                self._unfuse(model)
         return TrainingResult(losses, before, self._eval_loss(batches, eval_draws), [e.prompt for e in examples])
+
+    def _unfuse(self, model: torch.nn.Module) -> None:
+        """Back to separate q/k/v projections, the trained fused LoRA carried over exactly (`split_fused_qkv`)."""
+        state = split_fused_qkv(get_peft_model_state_dict(model))
+        model.delete_adapters("default")
+        for attention in lora_attention_modules(model, self.settings):
+            attention.unfuse_projections()
+        model.add_adapter(lora_config(self.settings, transformer_targets(self.settings)))
+        set_peft_model_state_dict(model, state)
 
     def save(self, out_dir: Path, result: TrainingResult) -> None:
         """Write the LoRA atomically: diffusers transformer LoRA file, ControlNet LoRA, settings and losses."""
@@ -315,18 +361,35 @@ def check_xflux_lora(path: Path, transformer_config: dict) -> dict:
         ranks.add(int(rank))
         adapted.add(f"{m.group(1)}.{m.group(2)}")
     if wrong or not tensors:
-        raise ValueError(f"{path}: not an x-flux LoRA for this FLUX transformer: {len(wrong)} bad key(s) "
+        raise ValueError(f"{path}: not an x-flux LoRA for this model: {len(wrong)} bad key(s) "
                          f"(first: {'; '.join(wrong[:3]) or 'the file is empty'})")
     return {"format": "x-flux", "tensors_verified": len(tensors), "ranks": sorted(ranks),
             "blocks": sorted(adapted, key=lambda b: (b.split(".")[0], int(b.split(".")[1])))}
 
 
-def import_xflux_lora(source: Path, out_dir: Path, transformer_config: dict, prompt: str = "") -> dict:
-    """Verify an x-flux LoRA file (`check_xflux_lora`) and write it as a style LoRA folder `load_style_lora` reads,
-    atomically; `prompt`: what it was trained with (the official default: empty). Returns what was verified."""
-    report = check_xflux_lora(source, transformer_config)
+def official_lora_files(source: Path) -> tuple[Path, Path | None]:
+    """The transformer and ControlNet x-flux LoRA files of an official checkpoint folder, or of a transformer file
+    (its ControlNet LoRA is the sibling `controlnet.lora.safetensors`, when there). None: no ControlNet LoRA."""
+    source = Path(source)
+    transformer = source / OFFICIAL_LORA_FILES[0] if source.is_dir() else source
+    controlnet = transformer.parent / OFFICIAL_LORA_FILES[1]
+    return transformer, controlnet if controlnet.is_file() and controlnet != transformer else None
+
+
+def import_xflux_lora(source: Path, out_dir: Path, transformer_config: dict, controlnet_config: dict,
+                      prompt: str = "") -> dict:
+    """Verify the official distribution alignment's x-flux LoRAs (`official_lora_files`; `check_xflux_lora`
+    against each model's config) and write them as a style LoRA folder `load_style_lora` reads, atomically.
+    `prompt`: what they were trained with (the official default: empty). Returns what was verified."""
+    transformer_file, controlnet_file = official_lora_files(source)
+    report = check_xflux_lora(transformer_file, transformer_config)
+    controlnet = None if controlnet_file is None else check_xflux_lora(controlnet_file, controlnet_config)
     with atomic_dir(out_dir) as tmp:
-        shutil.copyfile(source, tmp / XFLUX_LORA_FILE)
+        shutil.copyfile(transformer_file, tmp / XFLUX_LORA_FILE)
+        if controlnet_file is not None:
+            shutil.copyfile(controlnet_file, tmp / XFLUX_CONTROLNET_LORA_FILE)
+        report = {**report, "controlnet": controlnet or "none (the official anchors apply one: "
+                                                        f"{OFFICIAL_LORA_FILES[1]} was not beside {transformer_file})"}
         (tmp / META_FILE).write_text(json.dumps({"source": str(source), "prompts": [prompt], **report}, indent=1))
     return report
 
@@ -336,14 +399,22 @@ def load_style_lora(pipe: FluxControlNetPipeline, lora_dir: Path) -> dict:
 
     A folder holding `XFLUX_LORA_FILE` (imported from the official distribution alignment) loads into the
     transformer through diffusers' XLabs converter, which splits x-flux's fused qkv LoRA exactly into
-    to_q/k/v LoRAs; the official release has no ControlNet LoRA in that format.
+    to_q/k/v LoRAs; its ControlNet LoRA (`XFLUX_CONTROLNET_LORA_FILE`, same format) goes through the same
+    converter into the ControlNet.
     """
     meta = json.loads((lora_dir / META_FILE).read_text())
     if (lora_dir / XFLUX_LORA_FILE).is_file():
         pipe.load_lora_weights(load_file(lora_dir / XFLUX_LORA_FILE))
+        if (lora_dir / XFLUX_CONTROLNET_LORA_FILE).is_file():
+            converted = pipe.lora_state_dict(load_file(lora_dir / XFLUX_CONTROLNET_LORA_FILE))
+            state = {k.removeprefix("transformer."): v for k, v in converted.items()}
+            rank = next(v.shape[0] for k, v in state.items() if k.endswith("lora_A.weight"))
+            modules = sorted({k.rsplit(".lora_", 1)[0] for k in state})
+            pipe.controlnet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=modules))
+            set_peft_model_state_dict(pipe.controlnet, state)
         return meta
     settings = LoRASettings(**meta["settings"])
     pipe.load_lora_weights(lora_dir, weight_name="pytorch_lora_weights.safetensors")
-    pipe.controlnet.add_adapter(lora_config(settings, controlnet_targets()))
+    pipe.controlnet.add_adapter(lora_config(settings, transformer_targets(settings)))
     set_peft_model_state_dict(pipe.controlnet, load_file(lora_dir / CONTROLNET_LORA_FILE))
     return meta

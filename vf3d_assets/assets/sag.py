@@ -50,15 +50,16 @@ class StyleLoRAConfig(Config):
     pretrained_prompt: str = ""
     """The prompt the imported LoRA was trained with (the official default: empty)."""
     pretrained: str = ""
-    """Import a LoRA in x-flux's format (the official distribution alignment's output) instead of training;
-    every tensor is checked against the FLUX transformer's blocks and shapes."""
+    """Import the official distribution alignment's x-flux LoRAs instead of training: its `checkpoint-<step>/`
+    folder, or its `lora.safetensors` (a `controlnet.lora.safetensors` beside it is the ControlNet's); every
+    tensor is checked against the FLUX transformer's (ControlNet's) blocks and shapes."""
 
 
 @asset(
     partitions_def=style_partitions,
     deps=[style_reference],
     group_name="sag",
-    code_version="1",
+    code_version="2",
     pool="gpu",
     description="Distribution alignment: LoRA (rank 16) on FLUX's first 23 blocks and the HED ControlNet.",
     check_specs=[AssetCheckSpec("loss_decreased", asset="style_lora",
@@ -116,13 +117,17 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
 
 def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) -> MaterializeResult:
     # import_xflux_lora raises on any bad key or shape: reaching the check means verified.
-    report = import_xflux_lora_file(source, out, models.flux_transformer_config(), prompt)
+    report = import_xflux_lora_file(source, out, models.flux_transformer_config(), models.flux_controlnet_config(),
+                                    prompt)
+    controlnet_verified = report["controlnet"]["tensors_verified"] if isinstance(report["controlnet"], dict) else 0
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={"path": MetadataValue.path(str(out)), "source": str(source), "import": MetadataValue.json(report)},
         check_results=[AssetCheckResult(check_name="loss_decreased", passed=True,
-                                        description="imported: every tensor matches the transformer's blocks and "
-                                                    "shapes", metadata={"tensors_verified": report["tensors_verified"]})])
+                                        description="imported: every tensor matches the transformer's (and the "
+                                                    "ControlNet's) blocks and shapes",
+                                        metadata={"tensors_verified": report["tensors_verified"],
+                                                  "controlnet_tensors_verified": controlnet_verified})])
 
 
 class AnchorsConfig(Config):
