@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
+from pydantic import field_validator
 
 from resources.artifacts import default_home
 from vf3d.models.cogvideo import GGIComponents
@@ -24,8 +25,8 @@ if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run
 class ModelStore(ConfigurableResource):
     """`tiny`: random weights from configs (tests, demo, CPU). `full`: the paper's checkpoints from disk."""
 
-    profile: Literal["tiny", "full"] = "tiny"
-    """Which weights the model stages use."""
+    profile: str = "tiny"
+    """Which weights the model stages use: "tiny" or "full" (a string, so that `VF3D_PROFILE` can set it)."""
     weights_dir: str = ""
     """Folder with FLUX.1-dev/, flux-controlnet-hed-v3/, ControlNetHED.pth; empty = $VF3D_WEIGHTS_DIR or
     <VF3D_HOME>/weights."""
@@ -35,6 +36,13 @@ class ModelStore(ConfigurableResource):
     """Edge detector for references and line art: auto = classical (tiny) or HED (full)."""
     tiny_seed: int = 0
     """Seed of the tiny profile's random weights."""
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _known_profile(cls, value: object) -> object:
+        if not isinstance(value, EnvVar) and value not in ("tiny", "full"):  # an EnvVar: checked once resolved
+            raise ValueError(f"profile: expected 'tiny' or 'full', got {value!r} (VF3D_PROFILE or vf3d.toml)")
+        return value
 
     def locations(self) -> ModelLocations:
         weights = self.weights_dir or os.environ.get("VF3D_WEIGHTS_DIR", "")

@@ -23,7 +23,9 @@ def test_auto_resolves_to_cpu_fp32_without_cuda():
 
 
 @pytest.mark.parametrize(("fields", "name"), [({"dtype": "fp8"}, "dtype"), ({"device": "tpu"}, "device"),
-                                              ({"offload": "disk"}, "offload")])
+                                              ({"offload": "disk"}, "offload"), ({"vae": "tiles"}, "vae"),
+                                              ({"cache": "faster_cache"}, "cache"), ({"cache": "first_block:x"}, "cache"),
+                                              ({"compile": "all"}, "compile"), ({"attention_backend": "fast"}, "attention_backend")])
 def test_unknown_values_name_the_field(fields, name):
     with pytest.raises(ValueError, match=f"^{name}: unknown value"):
         DeviceSettings(**fields)
@@ -44,7 +46,7 @@ def test_place_a_tiny_diffusers_pipeline():
     unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 8),
                        norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"))
-    settings = DeviceSettings(vae_tiling=True)  # no vae on this pipeline: tiling is skipped
+    settings = DeviceSettings(vae="tiling")  # no vae on this pipeline: tiling is skipped
     pipeline = settings.place(DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=10)))
     assert pipeline.device == torch.device("cpu")
     images = pipeline(batch_size=1, num_inference_steps=2, generator=settings.generator(), output_type="np").images
@@ -62,7 +64,7 @@ def test_out_of_memory_becomes_advice():
     assert isinstance(info.value.__cause__, torch.cuda.OutOfMemoryError)
 
     with pytest.raises(GPUOutOfMemoryError, match=r"1\) a lower resolution"):  # nothing else left to try
-        with DeviceSettings(offload="sequential", vae_tiling=True).oom_advice("video", 720, 480):
+        with DeviceSettings(offload="sequential", vae="tiling").oom_advice("video", 720, 480):
             raise RuntimeError("HIP out of memory")
     with pytest.raises(RuntimeError, match="^shape mismatch$"):  # other errors pass unchanged
         with settings.oom_advice("anchors", 720, 480):
@@ -70,7 +72,8 @@ def test_out_of_memory_becomes_advice():
 
 
 def test_gpu_resource_round_trips_its_fields():
-    fields = {"device": "cpu", "dtype": "bf16", "offload": "model", "vae_tiling": True, "seed": 7}
+    fields = {"device": "cpu", "dtype": "bf16", "offload": "model", "vae": "tiling+slicing", "cache": "first_block:0.1",
+              "compile": "transformer", "attention_backend": "_native_math", "seed": 7}
     gpu = GPU(**fields)
     assert gpu.settings() == DeviceSettings(**fields)
     assert gpu.torch_dtype() == torch.bfloat16

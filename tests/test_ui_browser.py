@@ -78,6 +78,9 @@ def demo_home(tmp_path_factory, browser):
     demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], check=False, capture_output=True,
                           text=True, env=_demo_env(home), timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
+    last = demo.stdout.strip().splitlines()[-3:]  # the honest ending: what tiny is, what ran, how to go real
+    assert "random weights" in last[0] and "noise by design" in last[0]
+    assert "every stage" in last[1] and "vf3d demo --profile full" in last[2]
     return home
 
 

@@ -38,9 +38,19 @@ def _user_error(exc: BaseException) -> VF3DInputError | None:
     return None
 
 
+def _deployment(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
+    """Resolve and check the deployment settings (`--profile` first, if the command has it)."""
+    from resources.deployment import SETTINGS, check_deployment
+
+    if getattr(args, "profile", None):
+        os.environ[next(s.env for s in SETTINGS if s.key == "profile")] = args.profile
+    return check_deployment()
+
+
 def _demo(args: argparse.Namespace) -> None:
     from vf3d_assets.instance import ensure_dagster_home
 
+    _deployment(args)
     home = ensure_dagster_home()
     from dagster import DagsterInstance, MultiPartitionKey
     from dagster._core.definitions.observe import observe
@@ -66,6 +76,13 @@ def _demo(args: argparse.Namespace) -> None:
                   flush=True)
     print(f"the video: {defs.resources['artifacts'].path('video', f'{scene_key}|{style_key}') / 'video.mp4'}")
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
+    if os.environ.get("VF3D_PROFILE") == "tiny":
+        print("note: this ran the tiny profile: every model was built from a config with random weights, so the "
+              "video and anchors are noise by design.\n"
+              "what it proved: every stage (guidance renders, style LoRA, GGI training, anchors, video, metrics, "
+              "report) ran through Dagster and wrote its files and metadata.\n"
+              "with real weights: put the checkpoints in place (`vf3d check-weights` lists them), then "
+              "`vf3d demo --profile full` or VF3D_PROFILE=full (README: \"Run with real weights\").")
 
 
 def _stale(args: argparse.Namespace) -> None:
@@ -73,6 +90,7 @@ def _stale(args: argparse.Namespace) -> None:
 
     from vf3d_assets.instance import ensure_dagster_home
 
+    _deployment(args)
     ensure_dagster_home()
     from dagster import DagsterInstance
 
@@ -104,6 +122,7 @@ def _stale(args: argparse.Namespace) -> None:
 def _ui(args: argparse.Namespace) -> None:
     from vf3d_assets.instance import ensure_dagster_home
 
+    _deployment(args)  # a bad setting is one line here, not a code location that fails to load
     ensure_dagster_home()
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")  # the venv's, even when the venv is not activated
@@ -113,9 +132,20 @@ def _ui(args: argparse.Namespace) -> None:
     os.execv(command[0], command)  # replaces this process: Ctrl-C and SIGTERM reach dagster directly
 
 
+def _config(args: argparse.Namespace) -> None:
+    from resources.deployment import SETTINGS, config_file
+
+    resolved = _deployment(args)
+    print(f"deployment settings (environment, then {config_file()}, then defaults):")
+    for setting in SETTINGS:
+        value, source = resolved[setting.key]
+        print(f"  {setting.key:<18} {value or '(empty)':<12} {setting.env} <- {source}")
+
+
 def _check_weights(args: argparse.Namespace) -> None:
     from resources.models import ModelStore
 
+    _deployment(args)
     locations = ModelStore().locations()
     print(f"full-profile weights: {locations.weights_dir} (then the HF cache {locations.hf_cache})")
     from evaluation.models import find_metric_weights
@@ -145,9 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="materialize the demo partition through Dagster in the persistent instance")
     d.add_argument("--scene", help="scene key (default: the catalog's demo scene)")
     d.add_argument("--style", help="style key (default: the catalog's demo style)")
+    d.add_argument("--profile", choices=("tiny", "full"),
+                   help="model profile for this run (default: VF3D_PROFILE, vf3d.toml, else tiny)")
     d.set_defaults(run=_demo)
     c = sub.add_parser("check-weights", help="list which full-profile weights are on disk, per stage")
     c.set_defaults(run=_check_weights)
+    sub.add_parser("config", help="show the deployment settings (profile, weights, device, speed and memory "
+                   "options) and where each comes from").set_defaults(run=_config)
     sub.add_parser("stale", help="list stale asset partitions and why (observes the scene/style files first)"
                    ).set_defaults(run=_stale)
     sub.add_parser("refresh", help="materialize exactly the stale partitions, following the graph downstream"

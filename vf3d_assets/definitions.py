@@ -2,7 +2,8 @@
 
 from dagster import Definitions, define_asset_job
 
-from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
+from resources import ArtifactStore, BlenderRenderer
+from resources.deployment import deployment_resources
 from vf3d_assets.assets import ALL_ASSETS
 from vf3d_assets.partitions import scene_partitions, scene_style_partitions, style_partitions
 from vf3d_assets.sensors import stale_partitions_sensor
@@ -25,5 +26,6 @@ defs = Definitions(
     assets=ALL_ASSETS,
     sensors=[stale_partitions_sensor],
     jobs=[scene_job, style_job, shot_job, training_job, report_job],
-    resources={"artifacts": ArtifactStore(), "blender": BlenderRenderer(), "models": ModelStore(), "gpu": GPU()},
+    # models and gpu: the deployment's one switch (VF3D_* variables or <VF3D_HOME>/vf3d.toml; resources.deployment)
+    resources={"artifacts": ArtifactStore(), "blender": BlenderRenderer(), **deployment_resources()},
 )

@@ -240,9 +240,10 @@ class GGIPipeline:
         if negative_prompt_embeds is not None:
             inputs = torch.cat([inputs, inputs])
             embeds = torch.cat([negative_prompt_embeds.expand(len(directions), -1, -1), embeds])
-        output = self.pipe.transformer(hidden_states=inputs, encoder_hidden_states=embeds,
-                                       timestep=t.expand(inputs.shape[0]), image_rotary_emb=rotary,
-                                       return_dict=False)[0].float()
+        with self.pipe.transformer.cache_context("cond_uncond"):  # one batched pass, as diffusers' CogVideoX
+            output = self.pipe.transformer(hidden_states=inputs, encoder_hidden_states=embeds,
+                                           timestep=t.expand(inputs.shape[0]), image_rotary_emb=rotary,
+                                           return_dict=False)[0].float()
         if negative_prompt_embeds is not None:
             uncond, cond = output.chunk(2)
             output = uncond + guidance_scale * (cond - uncond)

@@ -1,8 +1,13 @@
-"""Where and how the diffusion pipelines run: device, dtype, CPU offload, VAE tiling, seed.
+"""Where and how the diffusion pipelines run: device, dtype, offloading, VAE tiling/slicing, cache
+acceleration, torch.compile, attention backend, seed.
 
 FLUX.1-dev (12B) with its ControlNet and CogVideoX-5B do not fit every GPU at 720x480; offloading and VAE
-tiling trade speed for memory. An out-of-memory error is turned into advice naming the next setting to
-change, so a user with a smaller GPU is not left with a bare CUDA traceback.
+tiling trade speed for memory. diffusers' group offloading (`enable_group_offload`, block level, CUDA streams)
+keeps one transformer block on the GPU at a time. Cache acceleration (`enable_cache` with a First Block Cache)
+skips the remaining blocks when the first block's output barely changed between steps (approximate, inference
+only); `torch.compile` and the attention backend (`set_attention_backend`) change speed, not results. An
+out-of-memory error is turned into advice naming the next setting to change, so a user with a smaller GPU is
+not left with a bare CUDA traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import torch
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 DTypeName = Literal["auto", "bf16", "fp16", "fp32"]
-OffloadName = Literal["none", "model", "sequential"]
+OffloadName = Literal["none", "model", "sequential", "group"]
+VAEName = Literal["full", "tiling", "slicing", "tiling+slicing"]
+CompileName = Literal["none", "transformer"]
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -40,18 +47,61 @@ class DeviceSettings:
     dtype: DTypeName = "auto"
     """Weights and activations: "auto" = bf16 on GPU (the paper trains and samples in bf16), fp32 on CPU."""
     offload: OffloadName = "none"
-    """"none": whole pipeline on the GPU; "model": one model at a time (low cost); "sequential": layer by
-    layer (lowest memory, much slower)."""
-    vae_tiling: bool = False
-    """Decode/encode the VAE in tiles: less peak memory at high resolution, faint seams possible."""
+    """"none": whole pipeline on the GPU; "model": one model at a time (low cost); "group": diffusers' group
+    offloading, one transformer block at a time with CUDA-stream prefetch (both stages fit a 24 GB card);
+    "sequential": layer by layer (lowest memory, much slower)."""
+    vae: VAEName = "full"
+    """VAE in tiles ("tiling": less peak memory at high resolution, faint seams possible) and/or one image or
+    frame batch at a time ("slicing": exact)."""
+    cache: str = "none"
+    """"none", or "first_block" / "first_block:<threshold>" (diffusers' First Block Cache on the transformers,
+    threshold 0.05 by default): faster, approximate; inference only."""
+    compile: CompileName = "none"
+    """"transformer": `torch.compile` the transformers (the first step pays the compilation)."""
+    attention_backend: str = "native"
+    """diffusers attention backend of the transformers (`set_attention_backend`), e.g. "native", "flash",
+    "_native_cudnn", "sage"; it must be installed."""
     seed: int = 0
     """Seed of the generator handed to the pipelines."""
 
     def __post_init__(self) -> None:
-        for field, choices in (("device", DeviceName), ("dtype", DTypeName), ("offload", OffloadName)):
+        for field, choices in (("device", DeviceName), ("dtype", DTypeName), ("offload", OffloadName),
+                               ("vae", VAEName), ("compile", CompileName)):
             value = getattr(self, field)
             if value not in get_args(choices):
                 raise ValueError(f"{field}: unknown value {value!r}; use one of {', '.join(get_args(choices))}")
+        self.cache_config()  # a bad cache value fails here, not at the first denoising step
+        from diffusers.models.attention_dispatch import AttentionBackendName
+
+        backends = [b.value for b in AttentionBackendName]
+        if self.attention_backend not in backends:
+            raise ValueError(f"attention_backend: unknown value {self.attention_backend!r}; use one of "
+                             f"{', '.join(backends)}")
+
+    def cache_config(self) -> Any:
+        """The diffusers cache config of `cache` (None for "none")."""
+        from diffusers import FirstBlockCacheConfig
+
+        kind, _, threshold = self.cache.partition(":")
+        if kind == "none" and not threshold:
+            return None
+        try:
+            if kind == "first_block":
+                return FirstBlockCacheConfig(threshold=float(threshold or 0.05))
+        except ValueError:
+            pass
+        raise ValueError(f"cache: unknown value {self.cache!r}; use 'none', 'first_block' or "
+                         "'first_block:<threshold>' (e.g. first_block:0.05)")
+
+    @property
+    def vae_tiling(self) -> bool:
+        return "tiling" in self.vae
+
+    def record(self) -> dict[str, Any]:
+        """The settings as asset metadata (what ran where, and how)."""
+        return {"device": str(self.torch_device()), "dtype": str(self.torch_dtype()).removeprefix("torch."),
+                "offload": self.offload, "vae": self.vae, "cache": self.cache, "compile": self.compile,
+                "attention_backend": self.attention_backend}
 
     def torch_device(self) -> torch.device:
         """The resolved device; "cuda" without a usable CUDA device is an error, not a silent CPU run."""
@@ -72,8 +122,10 @@ class DeviceSettings:
         """A generator on the execution device seeded with `seed` (diffusers' `generator=` argument)."""
         return torch.Generator(device=self.torch_device()).manual_seed(self.seed)
 
-    def place(self, pipeline: Any) -> Any:
-        """Move a diffusers pipeline to the device, or enable CPU offload, then VAE tiling if asked.
+    def place(self, pipeline: Any, inference: bool = True) -> Any:
+        """Move a diffusers pipeline to the device or enable offloading, then the VAE, attention backend, compile
+        and cache options on its transformer(s) (`transformer`, `controlnet`). `inference=False` (training) leaves
+        out the cache and compile.
 
         The dtype is chosen when loading (`torch_dtype=settings.torch_dtype()`), not here, so a component
         deliberately kept in another dtype stays so. Returns the pipeline.
@@ -81,15 +133,32 @@ class DeviceSettings:
         device = self.torch_device()
         if self.offload == "none":
             pipeline.to(device)
-        elif device.type == "cpu":
+        elif device.type == "cpu" and self.offload != "group":
             raise ValueError(f"offload: {self.offload!r} moves models between CPU and GPU, but the device is "
                              "the CPU; use offload='none' on the CPU")
         elif self.offload == "model":
             pipeline.enable_model_cpu_offload(device=device)
+        elif self.offload == "group":
+            pipeline.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+                                          offload_type="block_level", num_blocks_per_group=1,
+                                          use_stream=device.type == "cuda")
         else:
             pipeline.enable_sequential_cpu_offload(device=device)
-        if self.vae_tiling and getattr(pipeline, "vae", None) is not None:
-            pipeline.vae.enable_tiling()
+        vae = getattr(pipeline, "vae", None)
+        if vae is not None and self.vae_tiling:
+            vae.enable_tiling()
+        if vae is not None and "slicing" in self.vae:
+            vae.enable_slicing()
+        for name in ("transformer", "controlnet"):
+            model = getattr(pipeline, name, None)
+            if model is None:
+                continue
+            if self.attention_backend != "native":
+                model.set_attention_backend(self.attention_backend)
+            if inference and self.compile == "transformer":
+                model.compile()
+            if inference and name == "transformer" and self.cache_config() is not None:
+                model.enable_cache(self.cache_config())
         return pipeline
 
     def next_steps(self, width: int, height: int) -> list[str]:
@@ -99,8 +168,10 @@ class DeviceSettings:
             steps.append("dtype='bf16' (half the memory of fp32)")
         if self.offload == "none":
             steps.append("offload='model' (one model on the GPU at a time, small slowdown)")
+        if self.offload in ("none", "model"):
+            steps.append("offload='group' (one transformer block on the GPU at a time, prefetched)")
         if not self.vae_tiling:
-            steps.append("vae_tiling=True (VAE in tiles)")
+            steps.append("vae='tiling' (VAE in tiles)")
         if self.offload != "sequential":
             steps.append("offload='sequential' (layer by layer: lowest memory, much slower)")
         small_w, small_h = max(16, width // 2 // 16 * 16), max(16, height // 2 // 16 * 16)
@@ -121,4 +192,4 @@ class DeviceSettings:
             raise GPUOutOfMemoryError(
                 f"{stage}: out of GPU memory at {width}x{height} with device={self.torch_device()}, "
                 f"dtype={str(self.torch_dtype()).removeprefix('torch.')}, offload='{self.offload}', "
-                f"vae_tiling={self.vae_tiling}. Try, in this order: {steps}.") from exc
+                f"vae='{self.vae}'. Try, in this order: {steps}.") from exc

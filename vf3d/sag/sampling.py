@@ -247,11 +247,13 @@ class SAGPipeline:
                 latents = before_step(latents, i)
                 timestep = t.expand(latents.shape[0]).to(latents.dtype)
                 residuals = controlnet(latents, timestep, embeds, pooled)
-                prediction = predict(latents, timestep, embeds, pooled, residuals)
+                with pipe.transformer.cache_context("cond"):  # the cache options keep one state per pass
+                    prediction = predict(latents, timestep, embeds, pooled, residuals)
                 if do_cfg and i >= settings.true_cfg_start:
                     if settings.negative_controlnet:
                         residuals = controlnet(latents, timestep, neg_embeds, neg_pooled)
-                    negative = predict(latents, timestep, neg_embeds, neg_pooled, residuals)
+                    with pipe.transformer.cache_context("uncond"):
+                        negative = predict(latents, timestep, neg_embeds, neg_pooled, residuals)
                     prediction = negative + settings.true_cfg_scale * (prediction - negative)
                 latents = pipe.scheduler.step(prediction, t, latents, return_dict=False)[0]
                 progress_bar.update()

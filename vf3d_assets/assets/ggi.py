@@ -210,7 +210,7 @@ def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifa
     trainer.export(weights, losses)
     return MaterializeResult(
         data_version=DataVersion(content_hash(weights)),
-        metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "steps": settings.steps,
+        metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "device": MetadataValue.json(device.record()), "steps": settings.steps,
                   "eval_loss_before": before, "eval_loss_after": after,
                   "loss_curve": image_markdown(line_plot(losses), "training loss")},
         check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
@@ -272,10 +272,11 @@ def video(context: AssetExecutionContext, config: VideoConfig, artifacts: Artifa
         write_mp4(frames, tmp / "video.mp4", fps=config.fps)
         (tmp / "video.json").write_text(json.dumps({"method": settings.method, "profile": models.profile,
                                                     "frames": len(frames), "fps": config.fps, "prompt": prompt,
-                                                    "prompt_source": prompt_source}))
+                                                    "prompt_source": prompt_source, "device": device.record()}))
     picks = np.linspace(0, len(frames) - 1, min(12, len(frames))).round().astype(int)
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
         "path": MetadataValue.path(str(out / "video.mp4")), "profile": models.profile, "method": settings.method,
+        "device": MetadataValue.json(device.record()),
         "frames": len(frames), "fps": config.fps, "resolution": f"{meta['width']}x{meta['height']}",
         "prompt": prompt, "prompt_source": prompt_source,
         "contact_sheet": image_markdown(contact_sheet([frames[i] for i in picks], columns=6, thumb_width=160),

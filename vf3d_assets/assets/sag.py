@@ -85,7 +85,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         # References go through HED at controlnet_aux's 512 px, as the official distribution alignment does.
         hed = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION)
         trainer = StyleLoRATrainer(components, settings, edge_detector=hed)
-        device.place(trainer.pipe)
+        device.place(trainer.pipe, inference=False)
         # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
         examples = []
         for prompt, entry in zip(training_prompts(list(styles), settings), styles.values()):
@@ -101,6 +101,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         metadata={
             "path": MetadataValue.path(str(out)),
             "profile": models.profile,
+            "device": MetadataValue.json(device.record()),
             "steps": settings.steps,
             "identifiers": MetadataValue.json(list(styles)),
             "final_loss": float(np.mean(result.losses[-10:])),
@@ -180,6 +181,7 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
         metadata={
             "path": MetadataValue.path(str(out)),
             "profile": models.profile,
+            "device": MetadataValue.json(device.record()),
             "anchors": image_markdown(contact_sheet(pictures, columns=4, thumb_width=200), "anchor views"),
             "warped_previews": image_markdown(contact_sheet(warps, columns=4, thumb_width=200), "warped anchors")
             if warps else MetadataValue.text("single anchor"),

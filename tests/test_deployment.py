@@ -1,0 +1,81 @@
+"""One switch for the whole deployment: environment, then <VF3D_HOME>/vf3d.toml, then defaults; Dagster EnvVars."""
+
+import os
+
+import pytest
+from dagster import AssetExecutionContext, asset, materialize
+
+from resources import GPU, ModelStore
+from resources.deployment import SETTINGS, apply_deployment, check_deployment, deployment_resources
+from vf3d.common.errors import VF3DInputError
+from vf3d_assets.cli import main
+
+
+@pytest.fixture
+def clean_env(tmp_path):
+    """No VF3D_* deployment variable set, and a fresh working folder; the environment is restored afterwards
+    (the code under test fills it, as it does in the code location's process)."""
+    saved = dict(os.environ)
+    for setting in SETTINGS:
+        os.environ.pop(setting.env, None)
+    os.environ["VF3D_HOME"] = str(tmp_path)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_environment_then_config_file_then_defaults(clean_env):
+    (clean_env / "vf3d.toml").write_text('profile = "full"\noffload = "group"\nweights_dir = "/data/weights"\n')
+    environ = {"VF3D_OFFLOAD": "model"}
+    resolved = apply_deployment(environ, clean_env)
+    assert resolved["offload"] == ("model", "environment")  # the variable wins over the file
+    assert resolved["profile"] == ("full", str(clean_env / "vf3d.toml"))
+    assert resolved["weights_dir"] == ("/data/weights", str(clean_env / "vf3d.toml"))
+    assert resolved["cache"] == ("none", "default") and resolved["device"] == ("auto", "default")
+    assert environ["VF3D_PROFILE"] == "full" and environ["VF3D_CACHE"] == "none"  # for the runs launched later
+
+
+@pytest.mark.parametrize(("text", "problem"), [('profile = "full"\nprofil = "tiny"\n', "unknown setting 'profil'"),
+                                               ("compile = true\n", "expected a quoted string"),
+                                               ('profile = "full\n', "not a readable TOML file")])
+def test_a_bad_config_file_is_one_line_naming_it(clean_env, text, problem):
+    (clean_env / "vf3d.toml").write_text(text)
+    with pytest.raises(VF3DInputError, match=f"^{clean_env / 'vf3d.toml'}: .*{problem}"):
+        apply_deployment({}, clean_env)
+
+
+def test_bad_values_name_where_they_came_from(clean_env):
+    with pytest.raises(VF3DInputError, match="^VF3D_OFFLOAD: offload: unknown value 'disk'"):
+        check_deployment({"VF3D_OFFLOAD": "disk"}, clean_env)
+    (clean_env / "vf3d.toml").write_text('profile = "large"\n')
+    with pytest.raises(VF3DInputError, match=f"^{clean_env / 'vf3d.toml'}: profile 'large'"):
+        check_deployment({}, clean_env)
+
+
+def test_assets_see_the_deployment_through_envvars(clean_env, monkeypatch):
+    (clean_env / "vf3d.toml").write_text('profile = "full"\ncache = "first_block:0.1"\n')
+    monkeypatch.setenv("VF3D_DEVICE", "cpu")
+    seen = {}
+
+    @asset
+    def probe(context: AssetExecutionContext, models: ModelStore, gpu: GPU) -> None:
+        seen.update(profile=models.profile, settings=gpu.settings())
+
+    resources = deployment_resources()
+    assert resources["models"].profile.env_var_name == "VF3D_PROFILE"  # what the UI shows for the field
+    assert materialize([probe], resources=resources).success
+    assert seen["profile"] == "full"
+    assert seen["settings"].torch_device().type == "cpu" and seen["settings"].cache == "first_block:0.1"
+
+
+def test_cli_config_shows_each_setting_and_its_source_and_refuses_bad_ones(clean_env, monkeypatch, capsys):
+    (clean_env / "vf3d.toml").write_text('dtype = "bf16"\n')
+    monkeypatch.setenv("VF3D_PROFILE", "full")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "profile            full" in out and "VF3D_PROFILE <- environment" in out
+    assert f"VF3D_DTYPE <- {clean_env / 'vf3d.toml'}" in out and "VF3D_OFFLOAD <- default" in out
+    monkeypatch.setenv("VF3D_COMPILE", "everything")
+    assert main(["stale"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: VF3D_COMPILE: compile: unknown value 'everything'; use one of "
+                                               "none, transformer")
