@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import torch
 from dagster import ConfigurableResource, EnvVar
@@ -16,7 +16,9 @@ from vf3d.models.flux import FluxComponents
 from vf3d.models.hed import EdgeDetector, make_edge_detector
 from vf3d.models.captioner import Captioner
 from vf3d.models.store import (ModelLocations, default_hf_cache, flux_controlnet_config, flux_transformer_config,
-                               ggi_weight_shapes, load_captioner, load_flux, load_ggi)
+                               ggi_sample_size, ggi_weight_shapes, load_captioner, load_flux, load_ggi)
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # evaluation imports pyiqa: loaded only when metrics run
     from evaluation.models import MetricModels
@@ -44,6 +46,14 @@ class ModelStore(ConfigurableResource):
             raise ValueError(f"profile: expected 'tiny' or 'full', got {value!r} (VF3D_PROFILE or vf3d.toml)")
         return value
 
+    def preset(self, presets: dict[str, T], requested: str = "") -> T:
+        """A stage's settings preset: `requested`, or the profile's own ("paper" for real weights, "tiny" for the
+        tiny models); an unknown name is one clear error listing the known ones."""
+        name = requested or ("paper" if self.profile == "full" else "tiny")
+        if name not in presets:
+            raise ValueError(f"preset {name!r}: expected one of {', '.join(sorted(presets))}")
+        return presets[name]
+
     def locations(self) -> ModelLocations:
         weights = self.weights_dir or os.environ.get("VF3D_WEIGHTS_DIR", "")
         return ModelLocations(Path(weights) if weights else default_home() / "weights",
@@ -65,6 +75,9 @@ class ModelStore(ConfigurableResource):
 
     def flux_controlnet_config(self) -> dict:
         return flux_controlnet_config(self.profile, self.locations(), self.tiny_seed)
+
+    def ggi_sample_size(self) -> tuple[int, int]:
+        return ggi_sample_size(self.profile, self.locations(), self.tiny_seed)
 
     def ggi_weight_shapes(self) -> dict[str, torch.Size]:
         return ggi_weight_shapes(self.profile, self.locations(), self.tiny_seed)

@@ -159,6 +159,14 @@ class _Direction:
     reverse: bool = False
 
 
+def check_sample_size(transformer_config: dict, vae_scale: int, height: int, width: int) -> None:
+    """A transformer with learned positional embeddings (CogVideoX-5b-I2V) works at its sample size only."""
+    size = (transformer_config["sample_height"] * vae_scale, transformer_config["sample_width"] * vae_scale)
+    if transformer_config["use_learned_positional_embeddings"] and (height, width) != size:
+        raise ValueError(f"height={height}, width={width}: this transformer has learned positional embeddings and "
+                         f"only works at {size[0]}x{size[1]} (CogVideoX-5b-I2V: 480x720); resize the inputs")
+
+
 class GGIPipeline:
     """CogVideoX I2V sampling with both anchors and edge guidance; components come in, nothing loads."""
 
@@ -181,10 +189,7 @@ class GGIPipeline:
         if height % multiple or width % multiple:
             raise ValueError(f"height={height}, width={width}: both must be multiples of {multiple} "
                              f"(VAE {scale}x, patches of {config.patch_size}); resize the inputs")
-        size = (config.sample_height * scale, config.sample_width * scale)
-        if config.use_learned_positional_embeddings and (height, width) != size:
-            raise ValueError(f"height={height}, width={width}: this transformer has learned positional embeddings and "
-                             f"only samples at {size[0]}x{size[1]} (CogVideoX-5b-I2V: 480x720); resize the inputs")
+        check_sample_size(config, scale, height, width)
         if settings.method not in METHODS:
             raise ValueError(f"settings.method={settings.method!r}: expected one of {METHODS}")
         if settings.sampler not in SAMPLERS:

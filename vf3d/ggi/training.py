@@ -28,7 +28,8 @@ from safetensors.torch import save_file
 from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic
 from vf3d.common.hashing import content_hash
 from vf3d.ggi.noise_warp import warped_noise_for_segment
-from vf3d.ggi.pipeline import conditioning_latents, encode_pixels, encode_video, model_input, to_pixels
+from vf3d.ggi.pipeline import (check_sample_size, conditioning_latents, encode_pixels, encode_video, model_input,
+                               to_pixels)
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict, load_ggi_weights
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -165,6 +166,7 @@ class GGITrainer:
         s, vae, pipe = self.settings, self.components.vae, self.pipe
         n = min(len(clip.frames), s.real_frames, s.num_frames)
         frames, structure = clip.frames[:n], clip.structure[:n]
+        check_sample_size(self.components.transformer.config, pipe.vae_scale_factor_spatial, *frames[0].shape[:2])
         pad = [frames[-1]] * (s.num_frames - n)
         image_latents, edge_latents = conditioning_latents(vae, frames[0], frames[-1], structure, s.num_frames)
         x0 = encode_video(vae, [*frames, *pad])

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from diffusers import CogVideoXTransformer3DModel, FluxControlNetModel, FluxTransformer2DModel
+from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel, FluxControlNetModel, FluxTransformer2DModel
 
 from vf3d.models.cogvideo import (
     COGVIDEO_FOLDER,
@@ -172,6 +172,25 @@ def ggi_weight_shapes(profile: Profile, locations: ModelLocations, seed: int = 0
             model = CogVideoXTransformer3DModel.from_config({**config, "in_channels": 3 * config["out_channels"]})
         return expected_ggi_shapes(model)
     raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+
+
+def ggi_sample_size(profile: Profile, locations: ModelLocations, seed: int = 0) -> tuple[int, int]:
+    """(width, height) in pixels the GGI transformer is made for: its sample size times the VAE's spatial factor
+    (CogVideoX-5b-I2V: 720x480, which its learned positional embeddings require). Configs only, no weights."""
+    if profile == "tiny":
+        components = tiny_cogvideo(seed)
+        transformer, vae = dict(components.transformer.config), dict(components.vae.config)
+    elif profile == "full":
+        folder = locations.ggi_files()[0]
+        for name in ("transformer", "vae"):
+            if not (folder / name / "config.json").is_file():
+                raise MissingWeightsError([(f"CogVideoX-5b-I2V {name} config", [str(folder / name / "config.json")])])
+        transformer = CogVideoXTransformer3DModel.load_config(folder / "transformer")
+        vae = AutoencoderKLCogVideoX.load_config(folder / "vae")
+    else:
+        raise ValueError(f"profile: expected 'tiny' or 'full', got {profile!r}")
+    scale = 2 ** (len(vae["block_out_channels"]) - 1)
+    return transformer["sample_width"] * scale, transformer["sample_height"] * scale
 
 
 def flux_transformer_config(profile: Profile, locations: ModelLocations, seed: int = 0) -> dict:

@@ -85,8 +85,10 @@ class TrainingSetConfig(Config):
     scenes: list[str] = ["cottage", "street"]
     """tiny: benchmark scenes rendered with random textures (exact flows and depth)."""
     clips_per_scene: int = 1
-    width: int = 96
-    height: int = 64
+    width: int = 0
+    height: int = 0
+    """Clip size; 0 = the GGI transformer's own size (CogVideoX-5b-I2V: 720x480, the only size its learned
+    positional embeddings accept; tiny: 64x48)."""
     videos_dir: str = ""
     """full: a DL3DV-style folder of videos (see vf3d.ggi.training_set); flows by RAFT, HED-S of estimated depth."""
     max_videos: int = 0
@@ -97,12 +99,20 @@ class TrainingSetConfig(Config):
     index); 'centre' = centre crop to the aspect ratio."""
     raft_weights: str = ""
     """full: RAFT state dict (.pth) or a folder holding it; empty = the model store's weights_dir."""
+    raft_model: str = "large"
+    """full: torchvision's 'large' RAFT (raft_large_C_T_SKHT_V2) or 'small' (raft_small_C_T_V2)."""
     depth_model: str = ""
     """full, HED-S depth: empty = the official controlnet_aux MiDaS annotator (dpt_hybrid-midas-501f0c75.pt in
     the weights folder, beside ControlNetHED.pth); a .pt file = that annotator file; a transformers depth
     model folder (config.json) = that model's disparity, min-max normalised (e.g. Depth Anything)."""
     prompt: str = ""
     """Every clip's prompt; empty = the BLIP-2 caption of its first frame (the official training's captions)."""
+
+
+def training_clip_size(config: TrainingSetConfig, models: ModelStore) -> tuple[int, int]:
+    """(width, height) of the training clips: the config's, else the GGI transformer's own size."""
+    native = models.ggi_sample_size()
+    return config.width or native[0], config.height or native[1]
 
 
 def hed_s_depth_pictures(source: Path, device: torch.device) -> DepthPictures:
@@ -122,17 +132,21 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
     # the official HED-S calls controlnet_aux's HEDdetector with its default 512 px detect resolution
     hed_s_edges = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION)
     caption = None if config.prompt else models.captioner(device.torch_device(), device.torch_dtype())
-    num_frames = GGI_TRAINING_PRESETS[models.profile if models.profile in GGI_TRAINING_PRESETS else "paper"].num_frames
+    num_frames = models.preset(GGI_TRAINING_PRESETS).num_frames
+    size = training_clip_size(config, models)
     out = artifacts.path("ggi_training_set", "all")
     previews = []
     with atomic_dir(out) as tmp:
         if config.videos_dir:  # real videos (the paper's DL3DV-10K), the full profile's path
             weights_dir = models.locations().weights_dir
-            raft = load_raft(Path(config.raft_weights or weights_dir), device=device.torch_device())
+            if config.raft_model not in ("large", "small"):
+                raise ValueError(f"ggi_training_set config raft_model={config.raft_model!r}: expected 'large' or 'small'")
+            raft = load_raft(Path(config.raft_weights or weights_dir), large=config.raft_model == "large",
+                             device=device.torch_device())
             depth_pictures = hed_s_depth_pictures(Path(config.depth_model or weights_dir), device.torch_device())
             folders = video_folders(Path(config.videos_dir))[: config.max_videos or None]
             for k, folder in enumerate(folders):
-                frames = read_video_frames(folder, num_frames, config.frame_stride, (config.width, config.height),
+                frames = read_video_frames(folder, num_frames, config.frame_stride, size,
                                            crop_seed=k if config.crop == "zoom" else None)
                 clip = clip_from_video(frames, raft, depth_pictures, hed_s_edges)
                 clip.prompt = config.prompt or caption(clip.frames[0])
@@ -141,7 +155,7 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
         for scene_key in [] if config.videos_dir else config.scenes:
             entry = catalog.scene(scene_key)
             for k in range(config.clips_per_scene):
-                clip = clip_from_render(entry.source, config.width, config.height, num_frames, seed=k,
+                clip = clip_from_render(entry.source, *size, num_frames, seed=k,
                                         edge_detector=edges, workdir=tmp / ".work", trajectory=entry.trajectory)
                 clip.prompt = config.prompt or caption(clip.frames[0])
                 save_clip(clip, tmp / f"{scene_key}_{k:02d}")
@@ -154,7 +168,7 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
         "path": MetadataValue.path(str(out)), "clips": len(previews) // 2,
         "source": config.videos_dir or "textured benchmark renders",
-        "frames_per_clip": num_frames, "prompts": MetadataValue.json(prompts),
+        "frames_per_clip": num_frames, "size": f"{size[0]}x{size[1]}", "prompts": MetadataValue.json(prompts),
         "samples": image_markdown(contact_sheet(previews, columns=4, thumb_width=160), "frames and HED-S")})
 
 
@@ -192,7 +206,7 @@ def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifa
                                                "parameters_verified": report["parameters_verified"],
                                                "layout": report["layout"]})])
     device = gpu.settings()
-    preset = GGI_TRAINING_PRESETS[config.preset or models.profile]
+    preset = models.preset(GGI_TRAINING_PRESETS, config.preset)
     settings = replace(preset, steps=config.steps or preset.steps)
     clips_dir = artifacts.path("ggi_training_set", "all")
     clips = [load_clip(p) for p in sorted(clips_dir.iterdir()) if (p / "clip.json").exists()]
@@ -241,7 +255,7 @@ def video(context: AssetExecutionContext, config: VideoConfig, artifacts: Artifa
     scene_key = keys["scene"]
     guidance_dir = artifacts.path("guidance", scene_key)
     meta = json.loads((guidance_dir / "meta.json").read_text())
-    settings = GGI_PRESETS[config.preset or models.profile]
+    settings = models.preset(GGI_PRESETS, config.preset)
     settings = replace(settings, method=config.method)
     device = gpu.settings()
     weights = artifacts.path("ggi_weights", "all") / WEIGHTS_FILE if config.method == "ggi" else None

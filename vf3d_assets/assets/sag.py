@@ -72,7 +72,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         return import_xflux_lora(Path(config.pretrained), artifacts.path("style_lora", context.partition_key),
                                  models, config.pretrained_prompt)
     device = gpu.settings()
-    preset = LORA_PRESETS[config.preset or models.profile]
+    preset = models.preset(LORA_PRESETS, config.preset)
     settings = replace(preset, steps=config.steps or preset.steps,
                        learning_rate=config.learning_rate or preset.learning_rate)
     # One example per distinct identifier: a post-prompt variant shares its base style's reference and identifier.
@@ -161,7 +161,7 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
     if len(styles) != len(frames):
         raise ValueError(f"anchor_styles: {len(styles)} given, scene '{scene_key}' has {len(frames)} anchors")
     device = gpu.settings()
-    settings = with_overrides(SAG_PRESETS[config.preset or models.profile], replacement=config.replacement)
+    settings = with_overrides(models.preset(SAG_PRESETS, config.preset), replacement=config.replacement)
     with device.oom_advice("anchors", meta["width"], meta["height"]):
         pipe = models.flux(device.torch_dtype()).pipeline()
         lora_prompts = load_style_lora(pipe, artifacts.path("style_lora", style_key))["prompts"]

@@ -1,0 +1,117 @@
+"""The `full` profile at its real shapes, on the CPU: the published configs of FLUX.1-dev, XLabs' HED ControlNet
+and CogVideoX-5b-I2V (depth and width shrunk, every shape-deciding field kept; `vf3d.models.published`) written
+in the distributed on-disk layout, loaded by the real loaders, run through the stages at 720x480 and 49 frames."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from dagster import materialize
+from PIL import Image
+
+from resources import GPU, ArtifactStore, ModelStore
+from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
+from vf3d.models.hed import HED_FILENAME, hed_network_class
+from vf3d.models.published import PUBLISHED, write_full_layout
+from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
+
+H, W = 480, 720
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A user's weights folder: the three diffusers folders, the Go-with-the-Flow LoRA file and HED."""
+    folder = tmp_path_factory.mktemp("full-weights")
+    write_full_layout(folder, "shrunk")
+    torch.manual_seed(0)
+    torch.save(hed_network_class()().state_dict(), folder / HED_FILENAME)
+    return folder
+
+
+@pytest.fixture
+def resources(weights, tmp_path):
+    return {"artifacts": ArtifactStore(root=str(tmp_path / "artifacts")), "gpu": GPU(device="cpu"),
+            "models": ModelStore(profile="full", weights_dir=str(weights))}
+
+
+def test_an_anchor_view_at_720x480_packs_the_paper_token_grid(resources):
+    """FLUX at 720x480: 16 latent channels packed 2x2 = 64 features on a 45 x 30 = 1,350-token grid."""
+    pipe = resources["models"].flux(torch.float32).pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    seen = []
+    pipe.transformer.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["hidden_states"].shape),
+                                               with_kwargs=True)
+    control = Image.fromarray(np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8))
+    result = SAGPipeline(pipe)("a stone house", control, H, W, generator=torch.Generator().manual_seed(0),
+                               settings=replace(SAG_PRESETS["paper"], num_inference_steps=2))
+    assert result.image.size == (W, H)
+    assert seen[0] == (1, 1350, PUBLISHED["flux_transformer"]["in_channels"])
+    assert len(seen) == 3  # true CFG from step 1 (x-flux's timestep_to_start_cfg): cond, cond, uncond
+
+
+def test_style_lora_trains_at_the_paper_resolution_and_loads_into_the_full_pipeline(resources):
+    from vf3d.sag.style_lora import load_style_lora
+    from vf3d_assets.assets.sag import style_lora
+
+    result = materialize([style_lora], partition_key="test_style", resources=resources,
+                         run_config={"ops": {"style_lora": {"config": {"steps": 1}}}})
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["profile"].value == "full" and metadata["steps"].value == 1
+    assert np.isfinite(metadata["final_loss"].value)
+    pipe = resources["models"].flux(torch.float32).pipeline()
+    load_style_lora(pipe, resources["artifacts"].path("style_lora", "test_style"))
+    assert pipe.transformer.peft_config and pipe.controlnet.peft_config
+
+
+def _training_clip(width: int, height: int, frames: int = 49):
+    """A clip as `ggi_training_set` writes it: smooth frames panning right by 2 px per frame, exact flows."""
+    from vf3d.ggi.training import TrainingClip
+
+    x, y = np.meshgrid(np.arange(width + 2 * frames), np.arange(height))
+    base = np.stack([(x * 0.7) % 256, (y * 0.5) % 256, ((x + y) * 0.3) % 256], -1).astype(np.uint8)
+    images = [np.ascontiguousarray(base[:, 2 * k:2 * k + width]) for k in range(frames)]
+    flows = np.zeros((frames - 1, height, width, 2), np.float32)
+    flows[..., 0] = -2.0
+    structure = [np.asarray(Image.fromarray(f).convert("L")) for f in images]
+    return TrainingClip(images, flows, np.ones(flows.shape[:3], bool), structure, "a test video")
+
+
+def test_the_training_set_defaults_to_the_transformers_own_size(resources):
+    """CogVideoX-5b-I2V's learned positional embeddings accept 720x480 only (the old 96x64 default failed)."""
+    from vf3d_assets.assets.ggi import TrainingSetConfig, training_clip_size
+
+    assert resources["models"].ggi_sample_size() == (720, 480)
+    assert training_clip_size(TrainingSetConfig(), resources["models"]) == (720, 480)
+    assert training_clip_size(TrainingSetConfig(width=96, height=64), resources["models"]) == (96, 64)
+
+
+def test_ggi_weights_train_at_720x480_49_frames_and_a_segment_samples_with_them(resources):
+    """One training step through the `ggi_weights` asset on a 720x480 clip, then a 49-frame segment with those
+    weights through the real loader; a 96x64 training set fails before training, naming both sizes."""
+    from vf3d.ggi.training import save_clip
+    from vf3d_assets.assets.ggi import ggi_weights
+
+    clips = resources["artifacts"].path("ggi_training_set", "all")
+    save_clip(_training_clip(W, H), clips / "video_00000")
+    result = materialize([ggi_weights], resources=resources,
+                         run_config={"ops": {"ggi_weights": {"config": {"steps": 1}}}})
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["profile"].value == "full" and np.isfinite(metadata["eval_loss_after"].value)
+
+    components = resources["models"].ggi(torch.float32, resources["artifacts"].path("ggi_weights", "all") /
+                                         "ggi_weights.safetensors")
+    ggi = GGIPipeline(components)
+    ggi.set_progress_bar_config(disable=True)
+    edges = [np.random.default_rng(10 + i).integers(0, 256, (H, W), dtype=np.uint8) for i in range(46)]
+    first, last = (np.random.default_rng(k).integers(0, 256, (H, W, 3), dtype=np.uint8) for k in (1, 2))
+    video = ggi("a stone house", first, last, edges, H, W, generator=torch.Generator().manual_seed(0),
+                settings=replace(GGI_PRESETS["paper"], num_inference_steps=1))
+    assert np.asarray(video.frames).shape == (46, H, W, 3)
+
+    save_clip(_training_clip(96, 64), clips / "video_00000")
+    failed = materialize([ggi_weights], resources=resources, raise_on_error=False,
+                         run_config={"ops": {"ggi_weights": {"config": {"steps": 1}}}})
+    (failure,) = [e for e in failed.all_events if e.is_step_failure]
+    message = str(failure.step_failure_data.error)
+    assert "height=64, width=96" in message and "480x720" in message
