@@ -107,22 +107,26 @@ def find_hed_weights(weights: Path | None) -> Path:
     return find_annotator_file(weights, HED_FILENAME, HED_COMPONENT, HED_REPO)
 
 
-class HEDEdgeDetector:
+class AnnotatorNetwork:
+    """A controlnet_aux annotator's network, frozen on a device and dtype, with its detect resolution."""
+
+    def __init__(self, network: torch.nn.Module, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, detect_resolution: int | None = None):
+        """`detect_resolution`: None runs at the input size (the official VideoFrom3D code's HED of line art);
+        an int resizes as controlnet_aux does (short side to it, both sides rounded to multiples of 64)."""
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.detect_resolution = detect_resolution
+        self.network = network.to(self.device, dtype).eval().requires_grad_(False)
+
+
+class HEDEdgeDetector(AnnotatorNetwork):
     """The Apache-2 HED network of controlnet_aux (the `full` profile), run on a given device and dtype.
 
     Reproduces `controlnet_aux.hed.HEDdetector.__call__` exactly: RGB as float 0..255 into the network, each
     of the 5 side outputs resized (bilinear) to the detection size, averaged, sigmoid, x255 truncated to
     uint8. The result is resized back to the input size.
     """
-
-    def __init__(self, network: torch.nn.Module, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, detect_resolution: int | None = None):
-        """`detect_resolution`: None runs at the input size (the official VideoFrom3D code: full resolution);
-        an int resizes as controlnet_aux does (short side to it, both sides rounded to multiples of 64)."""
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.detect_resolution = detect_resolution
-        self.network = network.to(self.device, dtype).eval().requires_grad_(False)
 
     @classmethod
     def from_file(cls, weights: Path | None, device: torch.device | str = "cpu",

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION, as_rgb, resize_like_controlnet_aux
+from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION, AnnotatorNetwork, as_rgb, resize_like_controlnet_aux
 from vf3d.models.weights import find_annotator_file
 
 MIDAS_FILENAME = "dpt_hybrid-midas-501f0c75.pt"
@@ -37,15 +37,13 @@ def midas_network() -> torch.nn.Module:
         return DPTDepthModel(path=None, backbone="vitb_rn50_384", non_negative=True)
 
 
-class MidasDepthAnnotator:
-    """Frames -> the official HED-S depth pictures, (H, W) uint8, near = bright (see the module docstring)."""
+class MidasDepthAnnotator(AnnotatorNetwork):
+    """Frames -> the official HED-S depth pictures, (H, W) uint8, near = bright (see the module docstring);
+    detected at controlnet_aux's 512 px unless told otherwise."""
 
     def __init__(self, network: torch.nn.Module, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32, detect_resolution: int = CONTROLNET_AUX_RESOLUTION):
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.detect_resolution = detect_resolution
-        self.network = network.to(self.device, dtype).eval().requires_grad_(False)
+        super().__init__(network, device, dtype, detect_resolution)
 
     @classmethod
     def from_file(cls, weights: Path | None, device: torch.device | str = "cpu",
