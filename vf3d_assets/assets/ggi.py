@@ -182,7 +182,7 @@ class GGIWeightsConfig(Config):
     subfolder) as released, or a vf3d weights file. Every tensor is checked against the model's shapes."""
 
 
-@asset(deps=[ggi_training_set], group_name="ggi", code_version="2", pool="gpu",
+@asset(deps=[ggi_training_set], group_name="ggi", code_version="3", pool="gpu",
        description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint).",
        check_specs=[AssetCheckSpec("loss_decreased", asset="ggi_weights",
                                    description="Trained: the evaluation loss on the training clips fell. Imported: "
@@ -246,7 +246,7 @@ class VideoConfig(Config):
     partitions_def=scene_style_partitions,
     deps=[anchors, AssetDep(guidance, partition_mapping=from_scene),
           AssetDep(warped_noise, partition_mapping=from_scene), ggi_weights],
-    group_name="ggi", code_version="2", pool="gpu",
+    group_name="ggi", code_version="3", pool="gpu",
     description="The video: every segment in-betweened between its anchors, chained; H.264 mp4 + frames.",
 )
 def video(context: AssetExecutionContext, config: VideoConfig, artifacts: ArtifactStore, models: ModelStore,
