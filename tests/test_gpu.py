@@ -24,8 +24,9 @@ def test_auto_resolves_to_cpu_fp32_without_cuda():
 
 @pytest.mark.parametrize(("fields", "name"), [({"dtype": "fp8"}, "dtype"), ({"device": "tpu"}, "device"),
                                               ({"offload": "disk"}, "offload"), ({"vae": "tiles"}, "vae"),
-                                              ({"cache": "faster_cache"}, "cache"), ({"cache": "first_block:x"}, "cache"),
-                                              ({"compile": "all"}, "compile"), ({"attention_backend": "fast"}, "attention_backend")])
+                                              ({"cache": "faster_cache"}, "cache"),
+                                              ({"cache": "first_block:x"}, "cache"), ({"compile": "all"}, "compile"),
+                                              ({"attention_backend": "fast"}, "attention_backend")])
 def test_unknown_values_name_the_field(fields, name):
     with pytest.raises(ValueError, match=f"^{name}: unknown value"):
         DeviceSettings(**fields)

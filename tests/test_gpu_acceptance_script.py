@@ -11,8 +11,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_acceptance.py"
 
 def test_acceptance_script_measures_each_stage_and_offload_mode(tmp_path):
     out = tmp_path / "acceptance.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--scale", "shrunk", "--device", "cpu", "--offload", "none,model",
-                          "--stages", "lora,anchor", "--lora-steps", "3", "--anchor-steps", "2", "--out", str(out)],
+    run = subprocess.run([sys.executable, str(SCRIPT), "--scale", "shrunk", "--device", "cpu",
+                          "--offload", "none,model", "--stages", "lora,anchor", "--lora-steps", "3",
+                          "--anchor-steps", "2", "--out", str(out)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(out.read_text())["results"]

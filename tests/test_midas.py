@@ -34,8 +34,8 @@ def test_depth_picture_equals_controlnet_aux_midas_detector_at_a_non_square_size
     annotator.detect_resolution = 256  # the same code path at a quarter of the cost: 56 x 72 runs at 256 x 320
     ours = annotator([frame])[0]
     # the official dataset code: MidasDetector(PIL frame) with its defaults, then PIL's resize to the frame size
-    official = np.asarray(MidasDetector(MiDaSInference("dpt_hybrid", str(path)))(Image.fromarray(frame), detect_resolution=256,
-                                                                       image_resolution=256)
+    detector = MidasDetector(MiDaSInference("dpt_hybrid", str(path)))
+    official = np.asarray(detector(Image.fromarray(frame), detect_resolution=256, image_resolution=256)
                           .resize((72, 56)))
     assert ours.shape == (56, 72) and ours.dtype == np.uint8
     assert ours.max() - ours.min() > 100  # a real picture, not a constant

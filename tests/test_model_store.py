@@ -76,7 +76,8 @@ def test_check_weights_lists_every_stage(weights, capsys, monkeypatch):
 def test_check_finds_the_annotator_files_where_controlnet_aux_keeps_them(tmp_path):
     rows = {row["component"]: row for row in ModelLocations(tmp_path, tmp_path / "no-cache").check()}
     midas = next(name for name in rows if name.startswith("MiDaS annotator for HED-S"))
-    assert not rows[midas]["present"] and str(tmp_path / "lllyasviel/Annotators" / MIDAS_FILENAME) in rows[midas]["where"]
+    expected = tmp_path / "lllyasviel/Annotators" / MIDAS_FILENAME
+    assert not rows[midas]["present"] and str(expected) in rows[midas]["where"]
     (tmp_path / "lllyasviel/Annotators").mkdir(parents=True)
     (tmp_path / "lllyasviel/Annotators" / MIDAS_FILENAME).touch()
     rows = {row["component"]: row for row in ModelLocations(tmp_path, tmp_path / "no-cache").check()}

@@ -90,7 +90,8 @@ def test_each_style_of_a_multi_style_lora_trains_with_its_own_identifier():
     trainer.train(examples)
     assert [reddish for reddish, _ in seen] == [True, False, True, False]  # round robin over the styles
     for reddish, prompt_embeds in seen:
-        torch.testing.assert_close(prompt_embeds, embeds["a photo in sks style" if reddish else "a painting in xyz style"])
+        identifier = "a photo in sks style" if reddish else "a painting in xyz style"
+        torch.testing.assert_close(prompt_embeds, embeds[identifier])
 
 
 def test_flow_loss_targets_the_velocity_noise_minus_x():
@@ -227,7 +228,7 @@ def test_the_official_checkpoint_folder_imports_the_controlnet_lora_too(tmp_path
     failed = materialize([style_lora], partition_key="photo", resources=resources, raise_on_error=False,
                          run_config={"ops": {"style_lora": {"config": {"pretrained": str(official)}}}})
     assert not failed.success
-    with pytest.raises(ValueError, match=r"controlnet.lora.safetensors: not an x-flux LoRA for this model.*single_blocks.1"):
+    with pytest.raises(ValueError, match=r"controlnet.lora.safetensors: not an x-flux LoRA for this model.*single_blocks"):
         from vf3d.sag.style_lora import check_xflux_lora
         check_xflux_lora(official / "controlnet.lora.safetensors", dict(components.controlnet.config))
 
