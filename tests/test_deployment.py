@@ -79,3 +79,14 @@ def test_cli_config_shows_each_setting_and_its_source_and_refuses_bad_ones(clean
     assert main(["stale"]) == 2
     assert capsys.readouterr().err.strip() == ("error: VF3D_COMPILE: compile: unknown value 'everything'; use one of "
                                                "none, transformer")
+
+
+def test_demo_on_the_full_profile_without_weights_is_one_line_before_any_work(clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("VF3D_WEIGHTS_DIR", str(clean_env / "weights"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(clean_env / "hub"))
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(clean_env / "torch-hub"))
+    assert main(["demo", "--profile", "full"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {clean_env / 'weights'}: ") and "\n" not in err
+    assert "full-profile component(s) missing (transformer" in err and "vf3d check-weights" in err
+    assert not (clean_env / "artifacts").exists()  # nothing ran

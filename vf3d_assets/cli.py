@@ -50,7 +50,14 @@ def _deployment(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
 def _demo(args: argparse.Namespace) -> None:
     from vf3d_assets.instance import ensure_dagster_home
 
-    _deployment(args)
+    if _deployment(args)["profile"][0] == "full":  # every checkpoint the demo reads, before any work starts
+        weights_dir, rows = _weight_rows()
+        missing = [r["component"] for r in rows
+                   if not r["present"] and not r["component"].startswith(ONLY_FOR_TRAINING_ON_VIDEOS)]
+        if missing:
+            raise VF3DInputError(weights_dir, f"{len(missing)} full-profile component(s) missing "
+                                              f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                                              "`vf3d check-weights` lists where each was looked for")
     home = ensure_dagster_home()
     from dagster import DagsterInstance, MultiPartitionKey
     from dagster._core.definitions.observe import observe
@@ -142,20 +149,31 @@ def _config(args: argparse.Namespace) -> None:
         print(f"  {setting.key:<18} {value or '(empty)':<12} {setting.env} <- {source}")
 
 
+def _weight_rows() -> tuple[Path, list[dict]]:
+    """The weights folder, and one row per full-profile component (models and metrics): present, where."""
+    from evaluation.models import find_metric_weights
+    from resources.models import ModelStore
+
+    locations = ModelStore().locations()
+    rows = locations.check()
+    for component, (path, looked_at) in find_metric_weights(locations.weights_dir / "metrics",
+                                                             locations.hf_cache).items():
+        rows.append({"stage": "metrics", "component": component, "present": path is not None,
+                     "where": str(path) if path else "; ".join(looked_at)})
+    return locations.weights_dir, rows
+
+
+ONLY_FOR_TRAINING_ON_VIDEOS = ("RAFT", "MiDaS")
+"""Components the demo never uses (GGI training on real videos)."""
+
+
 def _check_weights(args: argparse.Namespace) -> None:
     from resources.models import ModelStore
 
     _deployment(args)
     locations = ModelStore().locations()
     print(f"full-profile weights: {locations.weights_dir} (then the HF cache {locations.hf_cache})")
-    from evaluation.models import find_metric_weights
-
-    rows = locations.check()
-    for component, (path, looked_at) in find_metric_weights(locations.weights_dir / "metrics",
-                                                             locations.hf_cache).items():
-        rows.append({"stage": "metrics", "component": component, "present": path is not None,
-                     "where": str(path) if path else "; ".join(looked_at)})
-    for row in rows:
+    for row in _weight_rows()[1]:
         state = "present" if row["present"] else "missing"
         print(f"{row['stage']:<9} {row['component']:<36} {state:<8} {row['where']}")
 
