@@ -13,6 +13,7 @@ values. Measures, for each offload mode (`--offload`, default none,model,group):
 - `segment`: seconds per GGI segment (49 frames, 720x480, 30 steps with CFG 6), from `--ggi-steps` timed steps
   plus the VAE encode/decode, extrapolated to 30;
 - `noise`: the official noise warping of one segment (2880x1920 field) on the device;
+- `metrics`: every Table 2 metric of one 46-frame segment (`evaluation.published` networks);
 
 each with the peak GPU memory (`torch.cuda.max_memory_allocated`). JSON out; no test depends on it.
 """
@@ -41,7 +42,7 @@ from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
 from vf3d.sag.style_lora import LORA_PRESETS, StyleExample, StyleLoRATrainer
 
 H, W, SEGMENT = 480, 720, 46
-STAGES = ("lora", "anchor", "segment", "noise")
+STAGES = ("lora", "anchor", "segment", "noise", "metrics")
 
 
 def measure(device: torch.device, run: Callable[[], dict]) -> dict:
@@ -131,7 +132,29 @@ def noise_stage(args, settings: DeviceSettings, dtype) -> dict:
         flows, valid, generator=torch.Generator().manual_seed(0), device=settings.torch_device()).shape)})
 
 
-RUNNERS = {"lora": lora_stage, "anchor": anchor_stage, "segment": segment_stage, "noise": noise_stage}
+def metrics_stage(args, settings: DeviceSettings, dtype) -> dict:
+    """Every Table 2 metric of one 46-frame 720x480 segment, the metric networks written and loaded as on disk."""
+    import tempfile
+
+    from evaluation.metrics import evaluate_video
+    from evaluation.models import full_metric_models
+    from evaluation.published import write_full_metric_layout
+    from vf3d.preprocess.camera import Intrinsics
+
+    with tempfile.TemporaryDirectory() as folder:
+        models = full_metric_models(write_full_metric_layout(Path(folder) / "metrics", args.scale),
+                                    settings.torch_device(), hf_cache=Path(folder) / "hub")
+    frames = np.random.default_rng(0).integers(0, 256, (SEGMENT, H, W, 3), dtype=np.uint8)
+    c2w = np.tile(np.eye(4), (SEGMENT, 1, 1))
+    c2w[:, 0, 3] = np.arange(SEGMENT) * 0.02
+    depth = np.full((SEGMENT, H, W), 5.0, np.float32)
+    intrinsics = Intrinsics(W, H, fx=500.0, fy=500.0, cx=W / 2, cy=H / 2)
+    return measure(settings.torch_device(), lambda: {"metrics": sorted(k for k in evaluate_video(
+        frames, {0: frames[0], SEGMENT - 1: frames[-1]}, frames[0], depth, c2w, intrinsics, models))})
+
+
+RUNNERS = {"lora": lora_stage, "anchor": anchor_stage, "segment": segment_stage, "noise": noise_stage,
+           "metrics": metrics_stage}
 
 
 def main() -> None:
@@ -156,8 +179,8 @@ def main() -> None:
         settings = DeviceSettings(device=args.device, offload=offload)
         dtype = torch.bfloat16 if settings.torch_device().type == "cuda" else torch.float32
         for stage in stages:
-            if stage == "noise" and offload != args.offload.split(",")[0]:
-                continue  # no model: once is enough
+            if stage in ("noise", "metrics") and offload != args.offload.split(",")[0]:
+                continue  # not offloaded: once is enough
             key = f"{stage}/offload={offload}"
             try:
                 report["results"][key] = RUNNERS[stage](args, settings, dtype)

@@ -11,6 +11,7 @@ from dagster import materialize
 from PIL import Image
 
 from resources import GPU, ArtifactStore, ModelStore
+from evaluation.published import write_full_metric_layout
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.models.hed import HED_FILENAME, hed_network_class
 from vf3d.models.published import PUBLISHED, write_full_layout
@@ -21,11 +22,12 @@ H, W = 480, 720
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """A user's weights folder: the three diffusers folders, the Go-with-the-Flow LoRA file and HED."""
+    """A user's weights folder: the three diffusers folders, the Go-with-the-Flow LoRA file, HED and metrics/."""
     folder = tmp_path_factory.mktemp("full-weights")
     write_full_layout(folder, "shrunk")
     torch.manual_seed(0)
     torch.save(hed_network_class()().state_dict(), folder / HED_FILENAME)
+    write_full_metric_layout(folder / "metrics", "shrunk")
     return folder
 
 
@@ -115,3 +117,21 @@ def test_ggi_weights_train_at_720x480_49_frames_and_a_segment_samples_with_them(
     (failure,) = [e for e in failed.all_events if e.is_step_failure]
     message = str(failure.step_failure_data.error)
     assert "height=64, width=96" in message and "480x720" in message
+
+
+def test_metrics_of_a_720x480_segment_with_the_full_metric_networks(resources):
+    """Every Table 2 metric through the full loaders (`ModelStore.metric_models`): CLIP at 224 px (L/14 projecting
+    to the aesthetic head's 768), DINO, the DPT at 384 px, torchvision AlexNet under LPIPS, pyiqa's MUSIQ."""
+    from evaluation.metrics import METRICS, evaluate_video
+    from vf3d.preprocess.camera import Intrinsics
+
+    models = resources["models"].metric_models(torch.device("cpu"), torch.float32)
+    frames = np.stack(_training_clip(W, H, frames=6).frames)  # a 2 px/frame pan of a plane 5 units away
+    intrinsics = Intrinsics(W, H, fx=500.0, fy=500.0, cx=W / 2, cy=H / 2)
+    c2w = np.tile(np.eye(4), (6, 1, 1))
+    c2w[:, 0, 3] = np.arange(6) * 2 * 5.0 / 500.0
+    result = evaluate_video(frames, {0: frames[0], 5: frames[5]}, frames[0], np.full((6, H, W), 5.0, np.float32),
+                            c2w, intrinsics, models)
+    assert result["profile"] == "full" and result["num_frames"] == 6
+    assert all(np.isfinite(result[m]) for m in METRICS if m != "psnr")  # a perfect re-projection: PSNR is +inf
+    assert "metrics/clip-vit-large-patch14" in result["model_ids"]["clip_l14"]
