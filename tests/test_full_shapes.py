@@ -52,6 +52,15 @@ def test_an_anchor_view_at_720x480_packs_the_paper_token_grid(resources):
     assert len(seen) == 3  # true CFG from step 1 (x-flux's timestep_to_start_cfg): cond, cond, uncond
 
 
+def test_the_video_prompt_is_a_blip2_caption_of_a_720x480_anchor(resources):
+    """BLIP-2 OPT-2.7b's architecture (224 px, 32 query tokens) from its folder, captioning a full-size anchor."""
+    captioner = resources["models"].captioner(torch.device("cpu"), torch.float32)
+    assert captioner.model.config.num_query_tokens == 32 and captioner.model.config.vision_config.image_size == 224
+    anchor = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    caption = captioner(anchor)
+    assert isinstance(caption, str) and caption == captioner(anchor)  # greedy: the same caption each time
+
+
 def test_style_lora_trains_at_the_paper_resolution_and_loads_into_the_full_pipeline(resources):
     from vf3d.sag.style_lora import load_style_lora
     from vf3d_assets.assets.sag import style_lora

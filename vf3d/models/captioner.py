@@ -42,7 +42,7 @@ class Captioner:
         return self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
 
-def _byte_level_tokenizer() -> GPT2TokenizerFast:
+def byte_level_tokenizer() -> GPT2TokenizerFast:
     """OPT's tokenizer kind (byte-level BPE) with every byte symbol as a token and no merges: 258 ids."""
     vocab = {token: i for i, token in enumerate(["</s>", "<pad>", *bytes_to_unicode().values()])}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
@@ -55,7 +55,7 @@ def _byte_level_tokenizer() -> GPT2TokenizerFast:
 def tiny_captioner(seed: int = 0, max_new_tokens: int = 12) -> Captioner:
     """A seeded random BLIP-2 of the real architecture, small enough for the CPU in milliseconds."""
     processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
-                               tokenizer=_byte_level_tokenizer(), num_query_tokens=4)
+                               tokenizer=byte_level_tokenizer(), num_query_tokens=4)
     tokenizer = processor.tokenizer
     config = Blip2Config(
         vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,

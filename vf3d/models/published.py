@@ -1,8 +1,8 @@
 """The published architectures of every `full` model component, built without downloading anything.
 
 `PUBLISHED` holds the config each checkpoint ships (`config.json` of black-forest-labs/FLUX.1-dev,
-XLabs-AI/flux-controlnet-hed-diffusers, THUDM/CogVideoX-5b-I2V, openai/clip-vit-large-patch14's text model and
-google/t5-v1_1-xxl's encoder). Two uses:
+XLabs-AI/flux-controlnet-hed-diffusers, THUDM/CogVideoX-5b-I2V, Salesforce/blip2-opt-2.7b,
+openai/clip-vit-large-patch14's text model and google/t5-v1_1-xxl's encoder). Two uses:
 
 - `scale="full"`: the real sizes with random weights, for the GPU acceptance run (`scripts/gpu_acceptance.py`):
   time and memory do not depend on weight values;
@@ -32,6 +32,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
+from vf3d.models.captioner import BLIP2_FOLDER, Captioner, byte_level_tokenizer
 from vf3d.models.cogvideo import COGVIDEO_FOLDER, SCHEDULER_5B, GGIComponents, save_full_layout as save_cogvideo
 from vf3d.models.flux import CONTROLNET_FOLDER, FLUX_FOLDER, FluxComponents, save_full_layout as save_flux
 from vf3d.models.tokenizers_offline import clip_tokenizer, t5_tokenizer
@@ -66,6 +67,13 @@ PUBLISHED = {
                                  use_learned_positional_embeddings=True, spatial_interpolation_scale=1.875,
                                  temporal_interpolation_scale=1.0, activation_fn="gelu-approximate",
                                  attention_bias=True, flip_sin_to_cos=True, freq_shift=0),
+    # Salesforce/blip2-opt-2.7b: EVA ViT-g/14 at 224 px, a 32-query Q-Former, OPT-2.7b
+    "blip2_vision": dict(image_size=224, patch_size=14, hidden_size=1408, intermediate_size=6144,
+                         num_hidden_layers=39, num_attention_heads=16),
+    "blip2_qformer": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                          encoder_hidden_size=1408),
+    "blip2_text": dict(model_type="opt", hidden_size=2560, num_hidden_layers=32, ffn_dim=10240,
+                       num_attention_heads=32, word_embed_proj_dim=2560, max_position_embeddings=2048),
     "cogvideo_vae": dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=[128, 256, 256, 512],
                          layers_per_block=3, down_block_types=["CogVideoXDownBlock3D"] * 4,
                          up_block_types=["CogVideoXUpBlock3D"] * 4, norm_num_groups=32, temporal_compression_ratio=4,
@@ -84,6 +92,10 @@ SHRUNK = {
     "t5_encoder": dict(d_model=32, d_kv=8, d_ff=37, num_layers=1, num_heads=2),
     "cogvideo_transformer": dict(num_attention_heads=1, time_embed_dim=8, text_embed_dim=32, num_layers=2),
     "cogvideo_vae": dict(block_out_channels=[4, 4, 4, 4], layers_per_block=1, norm_num_groups=2),
+    "blip2_vision": dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2),
+    "blip2_qformer": dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                          encoder_hidden_size=32),
+    "blip2_text": dict(hidden_size=32, num_hidden_layers=1, ffn_dim=37, num_attention_heads=2, word_embed_proj_dim=32),
 }
 """Depth and width only: the fields a full run's tensor shapes at the stage boundaries do not depend on."""
 
@@ -127,9 +139,24 @@ def published_cogvideo(scale: Scale, seed: int = 0, dtype: torch.dtype = torch.f
                          CogVideoXDDIMScheduler(**SCHEDULER_5B))
 
 
+def published_captioner(scale: Scale, seed: int = 0) -> Captioner:
+    """BLIP-2 OPT-2.7b (32 query tokens, 224 px with CLIP's normalisation), random weights, offline tokenizer."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 224, "width": 224}),
+                               tokenizer=byte_level_tokenizer(), num_query_tokens=32)
+    tokenizer = processor.tokenizer
+    blip2 = Blip2Config(vision_config=config("blip2_vision", scale), qformer_config=config("blip2_qformer", scale),
+                        text_config={**config("blip2_text", scale), "vocab_size": len(tokenizer), "bos_token_id": 0,
+                                     "eos_token_id": 0, "pad_token_id": 1},
+                        num_query_tokens=32, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    return Captioner(Blip2ForConditionalGeneration(blip2).eval(), processor)
+
+
 def write_full_layout(weights_dir: Path, scale: Scale = "shrunk", seed: int = 0) -> Path:
-    """FLUX.1-dev/, flux-controlnet-hed-v3/ and CogVideoX-5b-I2V/ (with a Go-with-the-Flow LoRA file in its
-    distributed format) under `weights_dir`, as a user's downloads would be laid out. Returns the GGI weights
+    """FLUX.1-dev/, flux-controlnet-hed-v3/, CogVideoX-5b-I2V/ (with a Go-with-the-Flow LoRA file in its
+    distributed format) and blip2-opt-2.7b/ under `weights_dir`, as a user's downloads would be laid out. Returns the GGI weights
     file of the widened transformer written beside them (what `ggi_weights` would produce)."""
     weights_dir = Path(weights_dir)
     save_flux(published_flux(scale, seed), weights_dir / FLUX_FOLDER, weights_dir / CONTROLNET_FOLDER)
@@ -138,4 +165,7 @@ def write_full_layout(weights_dir: Path, scale: Scale = "shrunk", seed: int = 0)
     ggi_weights = weights_dir / "ggi_weights.safetensors"
     save_cogvideo(published_cogvideo(scale, seed), weights_dir / COGVIDEO_FOLDER, ggi_weights,
                   weights_dir / GWTF_FILENAME)
+    captioner = published_captioner(scale, seed)
+    captioner.model.save_pretrained(weights_dir / BLIP2_FOLDER)
+    captioner.processor.save_pretrained(weights_dir / BLIP2_FOLDER)
     return ggi_weights
