@@ -120,9 +120,10 @@ def segment_stage(args, settings: DeviceSettings, dtype) -> dict:
             settings=replace(GGI_PRESETS["paper"], num_inference_steps=steps)).frames)})
     per_step = (timings[args.ggi_steps]["seconds"] - timings[1]["seconds"]) / max(1, args.ggi_steps - 1)
     fixed = timings[1]["seconds"] - per_step  # VAE encode/decode, text encoding
+    peaks = [v["peak_gib"] for v in timings.values() if "peak_gib" in v]  # on a GPU only
     return {"runs": {str(k): v for k, v in timings.items()}, "seconds_per_step_with_cfg": round(per_step, 3),
             "seconds_fixed": round(fixed, 2), "seconds_per_segment_30_steps": round(fixed + 30 * per_step, 1),
-            "peak_gib": max(v.get("peak_gib", 0) for v in timings.values())}
+            **({"peak_gib": max(peaks)} if peaks else {})}
 
 
 def noise_stage(args, settings: DeviceSettings, dtype) -> dict:
