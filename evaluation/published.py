@@ -59,7 +59,8 @@ def write_full_metric_layout(metrics_dir: Path, scale: Scale = "shrunk", seed: i
     metrics_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     for key, (folder, _) in (("clip_l14", CLIP_L14), ("clip_b32", CLIP_B32)):
-        CLIPVisionModelWithProjection(CLIPVisionConfig(**metric_config(key, scale))).save_pretrained(metrics_dir / folder)
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**metric_config(key, scale)))
+        model.save_pretrained(metrics_dir / folder)
     ViTModel(ViTConfig(**metric_config("dino", scale)), add_pooling_layer=False).save_pretrained(metrics_dir / DINO[0])
     DPTForDepthEstimation(DPTConfig(**metric_config("depth", scale))).save_pretrained(metrics_dir / DEPTH[0])
     DPTImageProcessor(size={"height": 384, "width": 384}, keep_aspect_ratio=False, image_mean=[0.5] * 3,

@@ -33,7 +33,8 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
 from vf3d.models.captioner import BLIP2_FOLDER, Captioner, byte_level_tokenizer
-from vf3d.models.cogvideo import COGVIDEO_FOLDER, SCHEDULER_5B, GGIComponents, save_full_layout as save_cogvideo
+from vf3d.models.cogvideo import (COGVIDEO_FOLDER, GWTF_FILENAME, SCHEDULER_5B, GGIComponents,
+                                  save_full_layout as save_cogvideo)
 from vf3d.models.flux import CONTROLNET_FOLDER, FLUX_FOLDER, FluxComponents, save_full_layout as save_flux
 from vf3d.models.tokenizers_offline import clip_tokenizer, t5_tokenizer
 
@@ -156,12 +157,10 @@ def published_captioner(scale: Scale, seed: int = 0) -> Captioner:
 
 def write_full_layout(weights_dir: Path, scale: Scale = "shrunk", seed: int = 0) -> Path:
     """FLUX.1-dev/, flux-controlnet-hed-v3/, CogVideoX-5b-I2V/ (with a Go-with-the-Flow LoRA file in its
-    distributed format) and blip2-opt-2.7b/ under `weights_dir`, as a user's downloads would be laid out. Returns the GGI weights
-    file of the widened transformer written beside them (what `ggi_weights` would produce)."""
+    distributed format) and blip2-opt-2.7b/ under `weights_dir`, as a user's downloads would be laid out.
+    Returns the GGI weights file of the widened transformer written beside them (what `ggi_weights` makes)."""
     weights_dir = Path(weights_dir)
     save_flux(published_flux(scale, seed), weights_dir / FLUX_FOLDER, weights_dir / CONTROLNET_FOLDER)
-    from vf3d.models.cogvideo import GWTF_FILENAME
-
     ggi_weights = weights_dir / "ggi_weights.safetensors"
     save_cogvideo(published_cogvideo(scale, seed), weights_dir / COGVIDEO_FOLDER, ggi_weights,
                   weights_dir / GWTF_FILENAME)
