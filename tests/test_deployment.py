@@ -90,3 +90,25 @@ def test_demo_on_the_full_profile_without_weights_is_one_line_before_any_work(cl
     assert err.startswith(f"error: {clean_env / 'weights'}: ") and "\n" not in err
     assert "full-profile component(s) missing (transformer" in err and "vf3d check-weights" in err
     assert not (clean_env / "artifacts").exists()  # nothing ran
+
+
+def test_the_full_demo_asks_for_the_official_ggi_weights_before_any_work(clean_env, monkeypatch, capsys):
+    """Every checkpoint in place, but GGI training is a 10,000-step run on videos: the demo wants them imported."""
+    import torch
+
+    from evaluation.published import write_full_metric_layout
+    from vf3d.models.hed import HED_FILENAME, hed_network_class
+    from vf3d.models.published import write_full_layout
+
+    weights = clean_env / "weights"
+    write_full_layout(weights, "shrunk")
+    write_full_metric_layout(weights / "metrics", "shrunk")
+    torch.save(hed_network_class()().state_dict(), weights / HED_FILENAME)
+    monkeypatch.setenv("VF3D_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("HF_HUB_CACHE", str(clean_env / "hub"))
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(clean_env / "torch-hub"))
+    capsys.readouterr()  # (the warnings of building the layout above)
+    assert main(["demo", "--profile", "full"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ggi_weights: ") and "\n" not in err and "checkpoint-1350" in err
+    assert not (clean_env / "artifacts").exists()  # nothing ran
