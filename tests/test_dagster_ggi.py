@@ -75,3 +75,16 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     assert weights_version() != first
     assert partition_status(instance, ASSETS, "video", partition) == StaleStatus.STALE
     assert len(list((tmp_path / "ggi_weights" / "all" / "checkpoints").iterdir())) == 1  # the old run is gone
+
+
+def test_training_set_config_choices_are_checked_before_any_model_loads(tmp_path, monkeypatch):
+    def no_models(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was checked")
+    monkeypatch.setattr(ModelStore, "edges", no_models)
+    resources = {"artifacts": ArtifactStore(root=str(tmp_path)), "models": ModelStore(profile="tiny"),
+                 "gpu": GPU(device="cpu")}
+    for field, value in (("crop", "diagonal"), ("raft_model", "medium")):
+        result = materialize([ggi_training_set], resources=resources, raise_on_error=False,
+                             run_config={"ops": {"ggi_training_set": {"config": {field: value}}}})
+        (failure,) = [e for e in result.all_events if e.is_step_failure]
+        assert f"ggi_training_set config {field}={value!r}: expected one of" in str(failure.step_failure_data.error)

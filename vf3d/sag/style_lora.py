@@ -3,9 +3,9 @@
 LoRA (rank 16) on the attention of the transformer's first 23 blocks (19 double-stream + 4 single-stream) and
 of the ControlNet's blocks, qkv fused as x-flux's processors while training, trained on the reference image(s)
 and their HED maps under unique identifier prompts with the rectified-flow loss (target = noise - x,
-z_t = (1 - t) x + t noise). One LoRA may hold several styles, one identifier each (paper 'Style Variation'). Saved with the diffusers LoRA conventions:
-`pytorch_lora_weights.safetensors` (transformer, `FluxControlNetPipeline.load_lora_weights`) plus
-`controlnet_lora.safetensors` and `style_lora.json`.
+z_t = (1 - t) x + t noise). One LoRA may hold several styles, one identifier each (paper 'Style Variation').
+Saved with the diffusers LoRA conventions: `pytorch_lora_weights.safetensors` (transformer,
+`FluxControlNetPipeline.load_lora_weights`) plus `controlnet_lora.safetensors` and `style_lora.json`.
 """
 
 from __future__ import annotations

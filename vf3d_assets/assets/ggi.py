@@ -127,6 +127,10 @@ def hed_s_depth_pictures(source: Path, device: torch.device) -> DepthPictures:
                    "scenes with exact flows and depth).")
 def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore,
                      models: ModelStore, gpu: GPU) -> MaterializeResult:
+    for name, value, choices in (("raft_model", config.raft_model, ("large", "small")),
+                                 ("crop", config.crop, ("zoom", "centre"))):
+        if value not in choices:  # before any model is loaded
+            raise ValueError(f"ggi_training_set config {name}={value!r}: expected one of {', '.join(choices)}")
     device = gpu.settings()
     edges = models.edges(device.torch_device(), device.torch_dtype())
     # the official HED-S calls controlnet_aux's HEDdetector with its default 512 px detect resolution
@@ -139,8 +143,6 @@ def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, 
     with atomic_dir(out) as tmp:
         if config.videos_dir:  # real videos (the paper's DL3DV-10K), the full profile's path
             weights_dir = models.locations().weights_dir
-            if config.raft_model not in ("large", "small"):
-                raise ValueError(f"ggi_training_set config raft_model={config.raft_model!r}: expected 'large' or 'small'")
             raft = load_raft(Path(config.raft_weights or weights_dir), large=config.raft_model == "large",
                              device=device.torch_device())
             depth_pictures = hed_s_depth_pictures(Path(config.depth_model or weights_dir), device.torch_device())
@@ -224,7 +226,8 @@ def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifa
     trainer.export(weights, losses)
     return MaterializeResult(
         data_version=DataVersion(content_hash(weights)),
-        metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "device": MetadataValue.json(device.record()), "steps": settings.steps,
+        metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile,
+                  "device": MetadataValue.json(device.record()), "steps": settings.steps,
                   "eval_loss_before": before, "eval_loss_after": after,
                   "loss_curve": image_markdown(line_plot(losses), "training loss")},
         check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
