@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vf3d.common.atomic import write_text_atomic
 from vf3d.ggi.noise_warp import warped_noise_for_segment
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.models.cogvideo import widen_patch_embed
@@ -158,6 +159,15 @@ RUNNERS = {"lora": lora_stage, "anchor": anchor_stage, "segment": segment_stage,
            "metrics": metrics_stage}
 
 
+def is_report(path: Path) -> bool:
+    """Whether `path` holds an earlier report of this script (the only file --out may replace)."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(report, dict) and {"scale", "torch", "results"} <= set(report)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -173,6 +183,13 @@ def main() -> None:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"--stages: unknown {unknown}; known: {', '.join(STAGES)}")
+    for offload in args.offload.split(","):
+        try:
+            DeviceSettings(device=args.device, offload=offload)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.out.exists() and not is_report(args.out):
+        parser.error(f"--out {args.out}: exists and is not an acceptance report; choose another path")
     report = {"scale": args.scale, "torch": torch.__version__, "host": platform.node(), "results": {}}
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name()
@@ -188,7 +205,7 @@ def main() -> None:
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory without offloading: recorded, not fatal
                 report["results"][key] = {"error": str(exc).splitlines()[0][:300]}
             print(key, json.dumps(report["results"][key]), flush=True)
-            args.out.write_text(json.dumps(report, indent=1))  # partial results survive a timeout
+            write_text_atomic(args.out, json.dumps(report, indent=1))  # partial results survive a timeout
 
 
 if __name__ == "__main__":

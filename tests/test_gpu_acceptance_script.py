@@ -22,3 +22,14 @@ def test_acceptance_script_measures_each_stage_and_offload_mode(tmp_path):
     assert anchor["image"] == [720, 480] and anchor["seconds_per_anchor_25_steps"] > anchor["seconds"]
     # model offloading needs a GPU: recorded as an error for that mode, the run goes on
     assert "the device is the CPU" in results["lora/offload=model"]["error"]
+
+
+def test_acceptance_script_refuses_bad_options_and_a_file_it_did_not_write(tmp_path):
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "notes"}')
+    for extra, problem in ((["--offload", "disk"], "offload: unknown value 'disk'"),
+                           (["--out", str(mine)], "exists and is not an acceptance report")):
+        run = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "a.json"), *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2 and problem in run.stderr.strip().splitlines()[-1], run.stderr[-500:]
+    assert mine.read_text() == '{"my": "notes"}'

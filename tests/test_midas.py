@@ -7,7 +7,7 @@ from PIL import Image
 
 from vf3d.models.midas import MIDAS_FILENAME, MidasDepthAnnotator, midas_network
 from vf3d.models.weights import MissingWeightsError
-from vf3d_assets.assets.ggi import hed_s_depth_pictures
+from vf3d.ggi.training_set import hed_s_depth_pictures
 
 
 @pytest.fixture(scope="module")

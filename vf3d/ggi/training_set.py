@@ -44,8 +44,9 @@ import torch
 from PIL import Image
 
 from vf3d.ggi.training import TrainingClip
-from vf3d.models.depth_estimator import estimate_depth
+from vf3d.models.depth_estimator import estimate_depth, load_depth_estimator
 from vf3d.models.hed import EdgeDetector
+from vf3d.models.midas import MidasDepthAnnotator
 from vf3d.models.raft import estimate_flows
 
 DEFAULT_PROMPT = "a video of a static scene"
@@ -154,6 +155,15 @@ def _trimmed_shot(source: Path, trajectory: Path | None, num_frames: int, workdi
 def depth_pictures_by_estimator(model: torch.nn.Module, processor) -> DepthPictures:
     """HED-S depth pictures from a transformers depth model: `depth_to_image` of its disparity per frame."""
     return lambda frames: [depth_to_image(d, disparity=True) for d in estimate_depth(frames, model, processor)]
+
+
+def hed_s_depth_pictures(source: Path, device: torch.device | str = "cpu") -> DepthPictures:
+    """HED-S depth pictures from `source`: a transformers depth model folder (it has a config.json), else the
+    official MiDaS annotator file, or a folder holding it (`vf3d.models.midas`)."""
+    source = Path(source)
+    if (source / "config.json").is_file():
+        return depth_pictures_by_estimator(*load_depth_estimator(source, device=device))
+    return MidasDepthAnnotator.from_file(source, device)
 
 
 def clip_from_video(frames: Sequence[np.ndarray], raft: torch.nn.Module, depth_pictures: DepthPictures,

@@ -32,11 +32,9 @@ from vf3d.ggi.inbetween import generate_video, segment_noise
 from vf3d.ggi.noise_warp import NOISE_WARP_PRESETS, noise_stats
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
 from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key
-from vf3d.ggi.training_set import (DepthPictures, clip_from_render, clip_from_video, depth_pictures_by_estimator,
-                                   read_video_frames, video_folders)
-from vf3d.models.depth_estimator import load_depth_estimator
+from vf3d.ggi.training_set import (clip_from_render, clip_from_video, hed_s_depth_pictures, read_video_frames,
+                                   video_folders)
 from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
-from vf3d.models.midas import MidasDepthAnnotator
 from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d_assets.assets.sag import anchors
@@ -113,13 +111,6 @@ def training_clip_size(config: TrainingSetConfig, models: ModelStore) -> tuple[i
     """(width, height) of the training clips: the config's, else the GGI transformer's own size."""
     native = models.ggi_sample_size()
     return config.width or native[0], config.height or native[1]
-
-
-def hed_s_depth_pictures(source: Path, device: torch.device) -> DepthPictures:
-    """The depth pictures of HED-S from `TrainingSetConfig.depth_model` (see there)."""
-    if (source / "config.json").is_file():
-        return depth_pictures_by_estimator(*load_depth_estimator(source, device=device))
-    return MidasDepthAnnotator.from_file(source, device)
 
 
 @asset(group_name="ggi", code_version="3",
