@@ -47,6 +47,6 @@ def subject_consistency(frames: Sequence[np.ndarray] | np.ndarray, dino_model: t
 
 
 def background_consistency(frames: Sequence[np.ndarray] | np.ndarray, clip_model: torch.nn.Module) -> float:
-    """VBench Background Consistency: `vbench_consistency` of CLIP ViT-B/32 image embeddings (VBench's resize,
-    without antialiasing)."""
-    return vbench_consistency(clip_image_embeddings(frames, clip_model, antialias=False))
+    """VBench Background Consistency: `vbench_consistency` of CLIP ViT-B/32 image embeddings (VBench's
+    `clip_transform`)."""
+    return vbench_consistency(clip_image_embeddings(frames, clip_model, vbench=True))

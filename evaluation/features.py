@@ -1,14 +1,16 @@
 """Frames to network inputs and image embeddings, shared by the CLIP- and DINO-based metrics.
 
-Frames are (H, W, 3) uint8 RGB arrays (a sequence, or one (F, H, W, 3) array). Preprocessing follows the
-code each metric comes from, with the input size read from the model's config (224 for the real checkpoints,
-smaller for the tiny profile):
-- CLIP-A, CLIP-I: OpenAI CLIP's `preprocess` (shorter side to 224, bicubic, antialiased as PIL does; centre
-  crop; CLIP mean/std).
-- VBench Background Consistency: VBench's `clip_transform` (the same, on tensors without antialiasing).
-- VBench Subject Consistency: VBench's `dino_transform` (shorter side to 224, bilinear, no antialiasing,
-  no crop; ImageNet mean/std), the ViT's position embeddings interpolated to the non-square grid, as the
-  DINO hub model does.
+Frames are (H, W, 3) uint8 RGB arrays (a sequence, or one (F, H, W, 3) array). Preprocessing is the one of the
+code each metric comes from, operation for operation, with the input size read from the model's config (224
+for the real checkpoints, smaller for the tiny profile); `tests/test_metric_references.py` checks each against
+its reference on real images:
+- CLIP-A, CLIP-I: OpenAI CLIP's `preprocess`, which transformers' `CLIPImageProcessor` reproduces: PIL bicubic
+  resize of the uint8 image (shorter side to 224), centre crop, /255, CLIP mean/std.
+- VBench Background Consistency: VBench's `clip_transform` on the uint8 frame tensor: torchvision `Resize(224,
+  BICUBIC, antialias=False)` (which rounds back to uint8), `CenterCrop(224)`, /255, CLIP mean/std.
+- VBench Subject Consistency: VBench's `dino_transform`: torchvision `Resize(224, antialias=False)` (bilinear,
+  uint8), /255, ImageNet mean/std, no crop; the ViT's position embeddings are interpolated to the non-square
+  grid, as the DINO hub model does.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from vf3d.models.device import model_device
-
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -40,52 +44,64 @@ def frames_to_tensor(frames: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frame_array(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def frame_batches(frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = BATCH_SIZE) -> Iterator[torch.Tensor]:
-    """`frames_to_tensor` a batch at a time, so that a long full-size video is never all in float."""
+def frame_batches(frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
+    """(B, H, W, 3) uint8 chunks of the frames, so that a long full-size video is never all in float."""
     array = frame_array(frames)
     for start in range(0, len(array), batch_size):
-        yield frames_to_tensor(array[start:start + batch_size])
-
-
-def _resize_shorter(x: torch.Tensor, size: int, mode: str, antialias: bool) -> torch.Tensor:
-    """torchvision `Resize(size)` semantics: the shorter side becomes `size`, the longer one int(size * ratio)."""
-    height, width = x.shape[-2:]
-    if height <= width:
-        new = (size, int(size * width / height))
-    else:
-        new = (int(size * height / width), size)
-    return F.interpolate(x, size=new, mode=mode, align_corners=False, antialias=antialias).clamp(0.0, 1.0)
+        yield array[start:start + batch_size]
 
 
 def _normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    return (x - x.new_tensor(mean)[:, None, None]) / x.new_tensor(std)[:, None, None]
+    return TF.normalize(x, list(mean), list(std))
 
 
-def clip_preprocess(images: torch.Tensor, size: int, antialias: bool = True) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 3, size, size): shorter side to `size` (bicubic), centre crop, CLIP norm."""
-    x = _resize_shorter(images, size, "bicubic", antialias)
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    return _normalise(x[..., top:top + size, left:left + size], CLIP_MEAN, CLIP_STD)
+def _shorter_side_to(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) with the shorter side `size` and the longer int(size * ratio): torchvision's `Resize(size)`
+    and transformers' `shortest_edge` rule."""
+    return (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
 
 
-def dino_preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> VBench's DINO input: shorter side to `size` (bilinear, no antialiasing),
-    ImageNet mean/std."""
-    return _normalise(_resize_shorter(images, size, "bilinear", False), IMAGENET_MEAN, IMAGENET_STD)
+def clip_preprocess(images: np.ndarray, size: int) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, size, size) float32: OpenAI CLIP's `preprocess` (= `CLIPImageProcessor`)."""
+    out = []
+    for image in frame_array(images):
+        height, width = _shorter_side_to(*image.shape[:2], size)
+        resized = np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+        top, left = (height - size) // 2, (width - size) // 2
+        out.append(torch.from_numpy(resized[top:top + size, left:left + size].copy()))
+    x = torch.stack(out).permute(0, 3, 1, 2).float() / 255.0
+    return _normalise(x, CLIP_MEAN, CLIP_STD)
+
+
+def _uint8_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frame_array(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def vbench_clip_preprocess(images: np.ndarray, size: int) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> VBench's `clip_transform(size)` of the uint8 frame tensor (Background Consistency)."""
+    x = TF.resize(_uint8_tensor(images), size, InterpolationMode.BICUBIC, antialias=False)
+    return _normalise(TF.center_crop(x, size).float() / 255.0, CLIP_MEAN, CLIP_STD)
+
+
+def dino_preprocess(images: np.ndarray, size: int) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> VBench's `dino_transform(size)` of the uint8 frame tensor (Subject Consistency)."""
+    x = TF.resize(_uint8_tensor(images), size, InterpolationMode.BILINEAR, antialias=False)
+    return _normalise(x.float() / 255.0, IMAGENET_MEAN, IMAGENET_STD)
 
 
 @torch.no_grad()
 def clip_image_embeddings(frames: Sequence[np.ndarray] | np.ndarray, clip_model: torch.nn.Module,
-                          antialias: bool = True) -> torch.Tensor:
+                          vbench: bool = False) -> torch.Tensor:
     """L2-normalised projected CLIP image embeddings (OpenAI `encode_image`), (F, D) float32 on the CPU.
 
-    `clip_model`: a transformers `CLIPVisionModelWithProjection`; `antialias=False` is VBench's resize.
+    `clip_model`: a transformers `CLIPVisionModelWithProjection`; `vbench=True`: VBench's `clip_transform`
+    instead of OpenAI CLIP's `preprocess`.
     """
     device, dtype = model_device(clip_model)
     size = clip_model.config.image_size
     out = []
     for chunk in frame_batches(frames):
-        pixels = clip_preprocess(chunk, size, antialias).to(device, dtype)
+        pixels = (vbench_clip_preprocess if vbench else clip_preprocess)(chunk, size).to(device, dtype)
         out.append(clip_model(pixel_values=pixels).image_embeds.float().cpu())
     return F.normalize(torch.cat(out), dim=-1)
 

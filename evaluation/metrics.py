@@ -13,19 +13,22 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from evaluation.consistency import background_consistency, clip_image_similarity, subject_consistency
+from evaluation.flicker import geometric_flicker
 from evaluation.models import MetricModels
 from evaluation.pseudo_gt import fidelity
 from evaluation.quality import clip_aesthetic, musiq
 from evaluation.structure import psnr_d
 from vf3d.preprocess.camera import Intrinsics
 
-METRICS = ("psnr", "ssim", "lpips", "psnr_d", "clip_a", "musiq", "clip_i", "subject_consistency",
-           "background_consistency")
+TABLE2_METRICS = ("psnr", "ssim", "lpips", "psnr_d", "clip_a", "musiq", "clip_i", "subject_consistency",
+                  "background_consistency")
 """Table 2's columns, in its order: PSNR, SSIM, LPIPS, PSNR-D, CLIP-A, MUSIQ, CLIP-I, SC, BC."""
-LOWER_IS_BETTER = frozenset({"lpips"})
+METRICS = (*TABLE2_METRICS, "flicker_mae", "flicker_psnr")
+"""Every column we report: Table 2's and geometric flicker (`evaluation.flicker`, not in the paper)."""
+LOWER_IS_BETTER = frozenset({"lpips", "flicker_mae"})
 
 PAPER_TABLE2: dict[str, dict[str, float | None]] = {
-    method: dict(zip(METRICS, values)) for method, values in (
+    method: dict(zip(TABLE2_METRICS, values)) for method, values in (
         ("Depth-I2V", (None, None, None, 20.696, 6.136, 65.240, 0.787, 0.864, 0.920)),
         ("VACE", (None, None, None, 18.850, 6.189, 65.318, 0.787, 0.856, 0.914)),
         ("SAG + MVSplat360", (13.163, 0.374, 0.315, 13.881, 5.714, 50.524, 0.788, 0.797, 0.894)),
@@ -40,7 +43,7 @@ video-diffusion-only baselines, which do not start from the anchor views)."""
 
 def evaluate_video(frames: Sequence[np.ndarray] | np.ndarray, anchors: Mapping[int, np.ndarray],
                    reference_image: np.ndarray, gt_depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics,
-                   models: MetricModels) -> dict:
+                   models: MetricModels, psnr_d_background: str = "exclude") -> dict:
     """All Table 2 metrics of one generated segment.
 
     Args:
@@ -51,26 +54,32 @@ def evaluate_video(frames: Sequence[np.ndarray] | np.ndarray, anchors: Mapping[i
         c2w: (F, 4, 4) OpenCV camera-to-world poses (guidance's meta.json).
         intrinsics: pinhole intrinsics of the (H, W) frames.
         models: `tiny_metric_models()` or `full_metric_models(weights_dir)`.
+        psnr_d_background: `exclude` (the paper's reading) or `farthest` (`evaluation.structure`).
 
     Returns:
         {metric: float for metric in METRICS} (+inf / NaN as the metric modules document), "known_fraction"
-        and "num_scored_frames" of the pseudo ground truth, "num_frames", "profile", "model_ids".
+        and "num_scored_frames" of the pseudo ground truth, "flicker_per_pair", "num_frames", "profile"
+        (the metric models'), "model_ids", "aesthetic_head", "psnr_d_background".
     """
     frames = np.asarray(frames if isinstance(frames, np.ndarray) else np.stack(list(frames)))
     visual = fidelity(frames, anchors, gt_depth, c2w, intrinsics, models.lpips)
+    flicker = geometric_flicker(frames, gt_depth, c2w, intrinsics)
     return {
         "psnr": visual["psnr"],
         "ssim": visual["ssim"],
         "lpips": visual["lpips"],
-        "psnr_d": psnr_d(frames, gt_depth, models.depth_model, models.depth_processor),
+        "psnr_d": psnr_d(frames, gt_depth, models.depth_model, models.depth_processor, psnr_d_background),
         "clip_a": clip_aesthetic(frames, models.clip_l14, models.aesthetic_head),
         "musiq": musiq(frames, models.musiq),
         "clip_i": clip_image_similarity(frames, reference_image, models.clip_l14),
         "subject_consistency": subject_consistency(frames, models.dino),
         "background_consistency": background_consistency(frames, models.clip_b32),
+        **flicker,
         "known_fraction": visual["known_fraction"],
         "num_scored_frames": visual["num_scored_frames"],
         "num_frames": len(frames),
         "profile": models.profile,
         "model_ids": dict(models.model_ids),
+        "aesthetic_head": models.aesthetic_head_name,
+        "psnr_d_background": psnr_d_background,
     }

@@ -5,7 +5,8 @@ folders) or torch's hub cache (state-dict files), and raises one `MissingWeights
 component and every path looked at::
 
     weights_dir/clip-vit-large-patch14/              openai/clip-vit-large-patch14 (CLIP-A, CLIP-I)
-    weights_dir/sac+logos+ava1-l14-linearMSE.pth     LAION aesthetic predictor head (CLIP-A)
+    weights_dir/sa_0_4_vit_l_14_linear.pth           LAION aesthetic linear head (CLIP-A, default)
+    weights_dir/sac+logos+ava1-l14-linearMSE.pth     improved aesthetic MLP head (CLIP-A, `improved_mlp`)
     weights_dir/clip-vit-base-patch32/               openai/clip-vit-base-patch32 (VBench BC)
     weights_dir/dino-vitb16/                         facebook/dino-vitb16 (VBench SC)
     weights_dir/alexnet-owt-7be5be79.pth             torchvision AlexNet (LPIPS trunk)
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from evaluation.quality import AESTHETIC_HEAD_FILE, AestheticHead, load_aesthetic_head
+from evaluation.quality import DEFAULT_AESTHETIC_HEAD, aesthetic_head_spec, load_aesthetic_head
 from vf3d.models.weights import MissingWeightsError
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ class MetricModels:
     profile: Literal["tiny", "full"]
     clip_l14: nn.Module
     """CLIP ViT-L/14 `CLIPVisionModelWithProjection`: CLIP-A's embeddings and CLIP-I."""
-    aesthetic_head: AestheticHead
-    """LAION aesthetic MLP on `clip_l14`'s normalised embeddings (CLIP-A)."""
+    aesthetic_head: nn.Module
+    """aesthetic head on `clip_l14`'s normalised embeddings (CLIP-A; `evaluation.quality.AESTHETIC_HEADS`)."""
     clip_b32: nn.Module
     """CLIP ViT-B/32 `CLIPVisionModelWithProjection`: VBench Background Consistency."""
     dino: nn.Module
@@ -74,6 +75,8 @@ class MetricModels:
     """its image processor."""
     model_ids: dict[str, str]
     """component -> checkpoint id and where it was loaded from (tiny: the random configuration)."""
+    aesthetic_head_name: str = DEFAULT_AESTHETIC_HEAD
+    """which of `AESTHETIC_HEADS` CLIP-A uses (their scales differ)."""
 
 
 def lpips_network(alexnet_weights: Path | None = None, device: torch.device | str = "cpu") -> nn.Module:
@@ -120,7 +123,8 @@ def load_clip_vision(folder: Path, device: torch.device | str = "cpu") -> nn.Mod
     return model.to(device).eval().requires_grad_(False)
 
 
-def tiny_metric_models(seed: int = 0, device: torch.device | str = "cpu") -> MetricModels:
+def tiny_metric_models(seed: int = 0, device: torch.device | str = "cpu",
+                       aesthetic_head: str = DEFAULT_AESTHETIC_HEAD) -> MetricModels:
     """Seeded random models from small configs: runs offline on the CPU in seconds; numbers mean nothing."""
     from transformers import (
         CLIPVisionConfig,
@@ -132,6 +136,7 @@ def tiny_metric_models(seed: int = 0, device: torch.device | str = "cpu") -> Met
         ViTModel,
     )
 
+    head_spec = aesthetic_head_spec(aesthetic_head)
     torch.manual_seed(seed)
     small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, image_size=32,
                  patch_size=8)
@@ -144,15 +149,16 @@ def tiny_metric_models(seed: int = 0, device: torch.device | str = "cpu") -> Met
                                                   neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16))
     processor = DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False)
     clip_l14, head, clip_b32, dino, depth_model = (m.to(device).eval().requires_grad_(False)
-                                                   for m in (clip_l14, AestheticHead(), clip_b32, dino, depth_model))
+                                                   for m in (clip_l14, head_spec.module(), clip_b32, dino, depth_model))
     ids = {name: f"tiny-random {kind} (seed {seed})" for name, kind in (
-        ("clip_l14", "CLIPVisionModelWithProjection 2x32, projection 768"), ("aesthetic_head", "LAION MLP"),
+        ("clip_l14", "CLIPVisionModelWithProjection 2x32, projection 768"), ("aesthetic_head", f"{aesthetic_head} ({head_spec.source})"),
         ("clip_b32", "CLIPVisionModelWithProjection 2x32"), ("dino", "ViTModel 2x32"),
         ("lpips", "AlexNet trunk + torchmetrics LPIPS v0.1 linear layers"), ("musiq", f"pyiqa MUSIQ {TINY_MUSIQ}"),
         ("depth", "DPTForDepthEstimation 4x32"))}
     return MetricModels("tiny", clip_l14=clip_l14, aesthetic_head=head, clip_b32=clip_b32, dino=dino,
                         lpips=lpips_network(None, device), musiq=load_musiq(None, device, **TINY_MUSIQ),
-                        depth_model=depth_model, depth_processor=processor, model_ids=ids)
+                        depth_model=depth_model, depth_processor=processor, model_ids=ids,
+                        aesthetic_head_name=aesthetic_head)
 
 
 def _check_model_folder(path: Path, required: tuple[str, ...] = ()) -> tuple[Path | None, list[str]]:
@@ -180,8 +186,8 @@ def _find_file(candidates: list[Path]) -> tuple[Path | None, list[str]]:
     return None, [str(path) for path in candidates]
 
 
-def find_metric_weights(weights_dir: Path, hf_cache: Path | None = None, depth_dir: Path | None = None
-                        ) -> dict[str, tuple[Path | None, list[str]]]:
+def find_metric_weights(weights_dir: Path, hf_cache: Path | None = None, depth_dir: Path | None = None,
+                        aesthetic_head: str = DEFAULT_AESTHETIC_HEAD) -> dict[str, tuple[Path | None, list[str]]]:
     """Every metric network's file or folder: component -> (path or None, paths looked at). Loads nothing."""
     # vf3d's model store imports the diffusers stack: only when full models are asked for.
     from vf3d.models.store import ModelLocations, default_hf_cache
@@ -189,9 +195,10 @@ def find_metric_weights(weights_dir: Path, hf_cache: Path | None = None, depth_d
     weights_dir = Path(weights_dir)
     locations = ModelLocations(weights_dir, Path(hf_cache) if hf_cache is not None else default_hf_cache())
     torch_hub = Path(torch.hub.get_dir())
+    head = aesthetic_head_spec(aesthetic_head)
     found: dict[str, tuple[Path | None, list[str]]] = {
         "CLIP ViT-L/14 (openai/clip-vit-large-patch14)": _find_folder(locations, *CLIP_L14),
-        f"LAION aesthetic head ({AESTHETIC_HEAD_FILE})": _find_file([weights_dir / AESTHETIC_HEAD_FILE]),
+        f"aesthetic head {aesthetic_head} ({head.file})": _find_file([weights_dir / head.file]),
         "CLIP ViT-B/32 (openai/clip-vit-base-patch32)": _find_folder(locations, *CLIP_B32),
         "DINO ViT-B/16 (facebook/dino-vitb16)": _find_folder(locations, *DINO),
         f"LPIPS AlexNet trunk (torchvision {ALEXNET_FILE})": _find_file(
@@ -206,7 +213,7 @@ def find_metric_weights(weights_dir: Path, hf_cache: Path | None = None, depth_d
 
 
 def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf_cache: Path | None = None,
-                       depth_dir: Path | None = None) -> MetricModels:
+                       depth_dir: Path | None = None, aesthetic_head: str = DEFAULT_AESTHETIC_HEAD) -> MetricModels:
     """The paper's metric networks from disk (module docstring for the layout); nothing is downloaded.
 
     Args:
@@ -215,6 +222,7 @@ def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf
         hf_cache: Hugging Face hub cache searched next for the transformers folders (default: HF_HUB_CACHE,
             HF_HOME/hub, or ~/.cache/huggingface/hub).
         depth_dir: a transformers depth model folder to use instead of dpt-hybrid-midas.
+        aesthetic_head: CLIP-A's head, a key of `evaluation.quality.AESTHETIC_HEADS`.
 
     Raises:
         MissingWeightsError: naming every missing component and where it was looked for.
@@ -224,21 +232,21 @@ def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf
 
     from vf3d.models.depth_estimator import load_depth_estimator
 
-    found = find_metric_weights(weights_dir, hf_cache, depth_dir)
+    found = find_metric_weights(weights_dir, hf_cache, depth_dir, aesthetic_head)
     missing = [(component, looked_at) for component, (path, looked_at) in found.items() if path is None]
     if missing:
         raise MissingWeightsError(missing)
     clip_l14, head, clip_b32, dino, alexnet, musiq_file, depth = (path for path, _ in found.values())
     depth_model, processor = load_depth_estimator(depth, device)
     ids = {name: f"{repo} ({path})" for name, repo, path in (
-        ("clip_l14", CLIP_L14[1], clip_l14), ("aesthetic_head", "LAION-AI/aesthetic-predictor", head),
+        ("clip_l14", CLIP_L14[1], clip_l14), ("aesthetic_head", f"{aesthetic_head_spec(aesthetic_head).source} {aesthetic_head}", head),
         ("clip_b32", CLIP_B32[1], clip_b32), ("dino", DINO[1], dino), ("lpips", "LPIPS v0.1 alex", alexnet),
         ("musiq", "pyiqa musiq (koniq10k)", musiq_file),
         ("depth", DEPTH[1] if depth_dir is None else Path(depth_dir).name, depth))}
     return MetricModels(
         "full",
         clip_l14=load_clip_vision(clip_l14, device),
-        aesthetic_head=load_aesthetic_head(head).to(device),
+        aesthetic_head=load_aesthetic_head(head, aesthetic_head).to(device),
         clip_b32=load_clip_vision(clip_b32, device),
         dino=ViTModel.from_pretrained(dino, add_pooling_layer=False, local_files_only=True
                                       ).to(device).eval().requires_grad_(False),
@@ -247,4 +255,5 @@ def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf
         depth_model=depth_model,
         depth_processor=processor,
         model_ids=ids,
+        aesthetic_head_name=aesthetic_head,
     )

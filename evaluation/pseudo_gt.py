@@ -3,9 +3,9 @@
 No ground-truth in-between frames exist, so the anchors v_0 and v_N are warped into each frame i with the
 geometry's exact correspondences, composited, and the metrics are computed on the known region only.
 
-- Flows f_i->anchor: frame i's planar depth is back-projected with its camera to world points, and
-  `vf3d.preprocess.flows.reprojection_flow` projects them into the anchor's camera with its occlusion test (valid = seen
-  there); `vf3d.common.warp.warp_image` samples the anchor (bilinear).
+- Flows f_i->anchor: `vf3d.preprocess.flows.depth_flow`: frame i's planar depth back-projected with its camera
+  and projected into the anchor's camera with the occlusion test (valid = seen there); `vf3d.common.warp.warp_image`
+  samples the anchor (bilinear).
 - Composite: frame i uses the anchors that bracket it (the last at or before i, the first at or after;
   the segment's v_0 and v_N when a longer video's anchors are all given); each pixel takes the one nearer
   in time among those that see it (a tie goes to the earlier). The nearer anchor's viewpoint is closer to
@@ -27,89 +27,29 @@ overlap, e.g. a 66 degree turn) are skipped, and a video without any scores NaN.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from evaluation.features import frame_array, frames_to_tensor
-from vf3d.common.warp import pixel_centres, warp_image
+from vf3d.baselines.anchor_warp import bracketing_anchors, composite  # noqa: F401 - bracketing_anchors re-exported
 from vf3d.preprocess.camera import Intrinsics
-from vf3d.preprocess.flows import reprojection_flow
 
 BATCH_SIZE = 8
 """Frames scored together (SSIM and LPIPS batches)."""
 
 
-def backproject(depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """World points of a planar depth map: (H, W, 3) float64 and the background mask (H, W) (non-finite or
-    non-positive depth; its points are 0). `c2w`: (4, 4) OpenCV camera-to-world."""
-    background = ~(np.isfinite(depth) & (depth > 0))
-    z = np.where(background, 0.0, depth).astype(np.float64)
-    centres = pixel_centres(*depth.shape).astype(np.float64)
-    camera = np.stack([(centres[..., 0] - intrinsics.cx) / intrinsics.fx * z,
-                       (centres[..., 1] - intrinsics.cy) / intrinsics.fy * z, z], axis=-1)
-    c2w = np.asarray(c2w, dtype=np.float64)
-    return camera @ c2w[:3, :3].T + c2w[:3, 3], background
-
-
-def _check_geometry(depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics) -> None:
-    if depth.ndim != 3:
-        raise ValueError(f"depth: expected (F, H, W) planar depth, got shape {depth.shape}")
-    if c2w.shape != (depth.shape[0], 4, 4):
-        raise ValueError(f"c2w: expected ({depth.shape[0]}, 4, 4) poses, one per depth frame, got {c2w.shape}")
-    if (intrinsics.height, intrinsics.width) != depth.shape[1:]:
-        raise ValueError(f"intrinsics: for {intrinsics.width}x{intrinsics.height} images but depth is "
-                         f"{depth.shape[2]}x{depth.shape[1]}; use intrinsics.scaled_to(width, height)")
-
-
-def bracketing_anchors(frame_index: int, anchor_indices: Iterable[int]) -> list[int]:
-    """The anchors frame i is interpolated between: the last at or before it and the first at or after it,
-    nearer in time first (a tie: the earlier). In a multi-segment video these are its own segment's v_0, v_N."""
-    indices = sorted(set(anchor_indices))
-    before = [k for k in indices if k <= frame_index][-1:]
-    after = [k for k in indices if k >= frame_index][:1]
-    return sorted(set(before + after), key=lambda k: (abs(k - frame_index), k))
-
-
 def pseudo_gt(frame_index: int, anchors: Mapping[int, np.ndarray], depth: np.ndarray, c2w: np.ndarray,
               intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """The pseudo ground truth of one frame: its bracketing anchors warped into it and composited.
-
-    Args:
-        frame_index: the frame i to reconstruct (index into `depth` and `c2w`).
-        anchors: frame index -> (H, W, 3) uint8 anchor image: {0: v_0, N: v_N} for one segment, or every
-            segment's anchors of a longer video (each frame uses `bracketing_anchors`).
-        depth: (F, H, W) planar depth of every frame (inf = background), as guidance's depth.npy.
-        c2w: (F, 4, 4) OpenCV camera-to-world poses, as guidance's meta.json.
-        intrinsics: pinhole intrinsics of the (H, W) images.
+    """The pseudo ground truth of one frame: its bracketing anchors warped into it and composited
+    (`vf3d.baselines.anchor_warp.composite`, the `anchor_warp` baseline before its holes are filled).
 
     Returns:
         image (H, W, 3) uint8 (0 where unknown) and known (H, W) bool.
     """
-    depth, c2w = np.asarray(depth), np.asarray(c2w)
-    _check_geometry(depth, c2w, intrinsics)
-    if not anchors:
-        raise ValueError("anchors: need at least one anchor frame, got none")
-    if not 0 <= frame_index < depth.shape[0]:
-        raise ValueError(f"frame_index: {frame_index} is outside the {depth.shape[0]} frames of depth")
-    points, background = backproject(depth[frame_index], c2w[frame_index], intrinsics)
-    image = np.zeros(depth.shape[1:] + (3,), np.uint8)
-    known = np.zeros(depth.shape[1:], bool)
-    for k in bracketing_anchors(frame_index, anchors):
-        anchor = np.asarray(anchors[k])
-        if anchor.shape != image.shape or anchor.dtype != np.uint8:
-            raise ValueError(f"anchors[{k}]: expected a uint8 image of shape {image.shape}, got "
-                             f"{anchor.dtype} {anchor.shape}")
-        if not 0 <= k < depth.shape[0]:
-            raise ValueError(f"anchors: frame {k} is outside the {depth.shape[0]} frames of depth")
-        flow, valid = reprojection_flow(points, background, c2w[k], intrinsics, depth[k])
-        warped, _ = warp_image(anchor, flow, valid)
-        take = valid & ~known
-        image[take] = warped[take]
-        known |= valid
-    return image, known
+    return composite(frame_index, anchors, depth, c2w, intrinsics)
 
 
 def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:

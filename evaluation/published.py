@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 
 from evaluation.models import ALEXNET_FILE, CLIP_B32, CLIP_L14, DEPTH, DINO, MUSIQ_FILE, load_musiq
-from evaluation.quality import AESTHETIC_HEAD_FILE, AestheticHead
+from evaluation.quality import AESTHETIC_HEADS
 
 Scale = Literal["full", "shrunk"]
 
@@ -65,7 +65,8 @@ def write_full_metric_layout(metrics_dir: Path, scale: Scale = "shrunk", seed: i
     DPTForDepthEstimation(DPTConfig(**metric_config("depth", scale))).save_pretrained(metrics_dir / DEPTH[0])
     DPTImageProcessor(size={"height": 384, "width": 384}, keep_aspect_ratio=False, image_mean=[0.5] * 3,
                       image_std=[0.5] * 3).save_pretrained(metrics_dir / DEPTH[0])  # dpt-hybrid-midas's processor
-    torch.save(AestheticHead().state_dict(), metrics_dir / AESTHETIC_HEAD_FILE)
+    for head in AESTHETIC_HEADS.values():
+        torch.save(head.module().state_dict(), metrics_dir / head.file)
     torch.save(alexnet(weights=None).state_dict(), metrics_dir / ALEXNET_FILE)
     torch.save(load_musiq(None).net.state_dict(), metrics_dir / MUSIQ_FILE)
     return metrics_dir

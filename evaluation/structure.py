@@ -12,8 +12,10 @@ variations inherent in monocular depth estimation".
   [0, 1] (ties share their average rank), the exact histogram equalisation of the empirical distribution.
   Ranks are unchanged by any strictly increasing map, so the score does not depend on the estimate's scale,
   shift or any monotone distortion.
-- Valid pixels: those where the rendered depth is finite and positive. Background (sky) has no rendered
-  depth and is left out of both maps, so the estimate's guess there cannot be scored.
+- Background (`PSNR_D_BACKGROUND`): the paper does not say. `exclude` (default, our reading): only pixels with
+  finite positive rendered depth are scored, so structure invented where the geometry is empty is never
+  penalised. `farthest`: background pixels are scored too, as the farthest depth (inverse depth 0, one tied
+  rank below every surface), so an estimate that puts structure in the sky loses.
 - PSNR with data range 1 per frame (+inf where the equalised maps agree), then the mean over the frames.
 """
 
@@ -44,10 +46,16 @@ def histogram_equalise(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def psnr_d_from_disparity(disparity: Sequence[np.ndarray] | np.ndarray, gt_depth: np.ndarray) -> float:
+PSNR_D_BACKGROUND = ("exclude", "farthest")
+
+
+def psnr_d_from_disparity(disparity: Sequence[np.ndarray] | np.ndarray, gt_depth: np.ndarray,
+                          background: str = "exclude") -> float:
     """PSNR-D from monocular estimates: `disparity` (F, H, W) relative inverse depth (larger = nearer),
-    `gt_depth` (F, H, W) rendered planar depth (inf = background). Frames without geometry are skipped; NaN
-    when none has any."""
+    `gt_depth` (F, H, W) rendered planar depth (inf = background), `background` one of `PSNR_D_BACKGROUND`.
+    Frames without geometry are skipped; NaN when none has any."""
+    if background not in PSNR_D_BACKGROUND:
+        raise ValueError(f"background={background!r}: expected one of {', '.join(PSNR_D_BACKGROUND)}")
     disparity, gt_depth = np.asarray(disparity, dtype=np.float64), np.asarray(gt_depth, dtype=np.float64)
     if disparity.shape != gt_depth.shape or gt_depth.ndim != 3:
         raise ValueError(f"disparity {disparity.shape} and gt_depth {gt_depth.shape}: expected equal (F, H, W) shapes")
@@ -57,15 +65,15 @@ def psnr_d_from_disparity(disparity: Sequence[np.ndarray] | np.ndarray, gt_depth
         if not valid.any():
             continue
         with np.errstate(divide="ignore"):
-            gt_inverse = np.where(valid, 1.0 / depth, 0.0)
-        mask = torch.from_numpy(valid)
-        scores.append(masked_psnr(torch.from_numpy(histogram_equalise(estimate, valid)),
-                                  torch.from_numpy(histogram_equalise(gt_inverse, valid)), mask))
+            gt_inverse = np.where(valid, 1.0 / depth, 0.0)  # background: the farthest (scored with `farthest`)
+        scored = valid if background == "exclude" else np.ones_like(valid)
+        scores.append(masked_psnr(torch.from_numpy(histogram_equalise(estimate, scored)),
+                                  torch.from_numpy(histogram_equalise(gt_inverse, scored)), torch.from_numpy(scored)))
     return float(np.mean(scores)) if scores else float("nan")
 
 
 def psnr_d(frames: Sequence[np.ndarray] | np.ndarray, gt_depth: np.ndarray, depth_model: torch.nn.Module,
-           processor) -> float:
+           processor, background: str = "exclude") -> float:
     """PSNR-D of a generated video (module docstring).
 
     Args:
@@ -73,6 +81,7 @@ def psnr_d(frames: Sequence[np.ndarray] | np.ndarray, gt_depth: np.ndarray, dept
         gt_depth: (F, H, W) planar depth rendered for the same cameras (guidance's depth.npy).
         depth_model, processor: a transformers depth estimator and its image processor
             (`MetricModels.depth_model`, `.depth_processor`); the estimate is resized back to (H, W).
+        background: `exclude` (default) or `farthest` (module docstring).
     """
     from vf3d.models.depth_estimator import estimate_depth  # pulls in the diffusers stack: only when used
 
@@ -80,4 +89,4 @@ def psnr_d(frames: Sequence[np.ndarray] | np.ndarray, gt_depth: np.ndarray, dept
     if len(frames) != len(gt_depth) or frames[0].shape[:2] != np.asarray(gt_depth).shape[1:]:
         raise ValueError(f"frames: {len(frames)} frames of {frames[0].shape[:2]} do not match gt_depth "
                          f"{np.asarray(gt_depth).shape} (F, H, W)")
-    return psnr_d_from_disparity(estimate_depth(frames, depth_model, processor), gt_depth)
+    return psnr_d_from_disparity(estimate_depth(frames, depth_model, processor), gt_depth, background)

@@ -82,14 +82,17 @@ class ModelStore(ConfigurableResource):
     def ggi_weight_shapes(self) -> dict[str, torch.Size]:
         return ggi_weight_shapes(self.profile, self.locations(), self.tiny_seed)
 
-    def metric_models(self, device: torch.device, dtype: torch.dtype) -> MetricModels:
-        """Every metric network: random tiny models (values tagged `tiny`) or the real ones from disk."""
+    def metric_models(self, device: torch.device, dtype: torch.dtype, aesthetic_head: str = "laion_linear"
+                      ) -> MetricModels:
+        """Every metric network: random tiny models (values tagged `tiny`) or the real ones from disk;
+        `aesthetic_head`: CLIP-A's head (`evaluation.quality.AESTHETIC_HEADS`)."""
         from evaluation.models import full_metric_models, tiny_metric_models
 
         if self.profile == "tiny":
-            return tiny_metric_models(self.tiny_seed, device)
+            return tiny_metric_models(self.tiny_seed, device, aesthetic_head)
         locations = self.locations()
-        return full_metric_models(locations.weights_dir / "metrics", device, locations.hf_cache)
+        return full_metric_models(locations.weights_dir / "metrics", device, locations.hf_cache,
+                                  aesthetic_head=aesthetic_head)
 
     def edges(self, device: torch.device, dtype: torch.dtype, detect_resolution: int | None = None) -> EdgeDetector:
         return make_edge_detector(self.edge_detector, self.profile, self.locations().hed_weights(), device, dtype,

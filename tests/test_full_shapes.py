@@ -142,5 +142,7 @@ def test_metrics_of_a_720x480_segment_with_the_full_metric_networks(resources):
     result = evaluate_video(frames, {0: frames[0], 5: frames[5]}, frames[0], np.full((6, H, W), 5.0, np.float32),
                             c2w, intrinsics, models)
     assert result["profile"] == "full" and result["num_frames"] == 6
-    assert all(np.isfinite(result[m]) for m in METRICS if m != "psnr")  # a perfect re-projection: PSNR is +inf
+    # a perfect re-projection: PSNR and flicker PSNR are +inf, flicker MAE 0
+    assert all(np.isfinite(result[m]) for m in METRICS if m not in ("psnr", "flicker_psnr"))
+    assert result["flicker_mae"] == 0 and result["aesthetic_head"] == "laion_linear"
     assert "metrics/clip-vit-large-patch14" in result["model_ids"]["clip_l14"]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from evaluation.consistency import background_consistency, subject_consistency, vbench_consistency
-from evaluation.metrics import METRICS, PAPER_TABLE2, evaluate_video
+from evaluation.flicker import geometric_flicker
+from evaluation.metrics import METRICS, PAPER_TABLE2, TABLE2_METRICS, evaluate_video
 from evaluation.models import (
     TINY_MUSIQ,
     full_metric_models,
@@ -17,7 +18,7 @@ from evaluation.models import (
     tiny_metric_models,
 )
 from evaluation.pseudo_gt import bracketing_anchors, fidelity, pseudo_gt
-from evaluation.quality import AestheticHead, load_aesthetic_head
+from evaluation.quality import AESTHETIC_HEADS, LinearAestheticHead, MLPAestheticHead, load_aesthetic_head
 from evaluation.structure import histogram_equalise, psnr_d_from_disparity
 from vf3d.models.weights import MissingWeightsError
 from vf3d.preprocess.camera import Intrinsics
@@ -112,6 +113,38 @@ def test_psnr_d_is_invariant_to_monotone_rescaling():
     assert psnr_d_from_disparity(-estimate, depth) < score - 5  # depth instead of disparity is penalised
 
 
+def test_psnr_d_background_as_farthest_penalises_invented_structure():
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(1, 20, (2, H, W))
+    depth[:, :12] = np.inf  # sky
+    inverse = np.where(np.isfinite(depth), 1 / depth, 0)
+    assert psnr_d_from_disparity(inverse, depth, "farthest") == math.inf  # sky estimated as the farthest: perfect
+    invented = inverse.copy()
+    invented[:, :12] = rng.uniform(0.5, 1.0, (2, 12, W))  # the estimate sees near structure in the sky
+    assert psnr_d_from_disparity(invented, depth) == math.inf  # the paper's reading never looks there
+    assert psnr_d_from_disparity(invented, depth, "farthest") < 15
+    with pytest.raises(ValueError, match="background='sky'"):
+        psnr_d_from_disparity(inverse, depth, "sky")
+
+
+def test_geometric_flicker_is_zero_for_a_perfect_reprojection_and_grows_with_flicker():
+    frames, depth, c2w = sideways_dolly(6, seed=7)
+    perfect = geometric_flicker(frames, depth, c2w, INTRINSICS)
+    assert perfect["flicker_mae"] == 0.0 and perfect["flicker_psnr"] == math.inf
+    # each pair sees the plane shifted SHIFT px: the last SHIFT columns of frame i leave frame i+1's view
+    assert perfect["flicker_valid_fraction"] == pytest.approx((W - SHIFT) / W)
+    assert len(perfect["flicker_per_pair"]) == 5
+    # a brightness offset of +-d levels alternating per frame: every valid pixel differs by exactly 2d
+    base = frames // 2 + 64  # 64..191: the offsets below never clip
+    for d in (2, 5, 10):
+        flickering = (base.astype(int) + d * np.array([1, -1] * 3)[:, None, None, None]).astype(np.uint8)
+        result = geometric_flicker(flickering, depth, c2w, INTRINSICS)
+        assert result["flicker_mae"] == pytest.approx(2 * d) and result["flicker_per_pair"] == [2 * d] * 5
+        assert result["flicker_psnr"] == pytest.approx(-20 * math.log10(2 * d / 255))
+    static = np.repeat(frames[:1], 6, axis=0)  # the texture does not move with the camera: it swims
+    assert geometric_flicker(static, depth, c2w, INTRINSICS)["flicker_mae"] > 20
+
+
 def test_vbench_consistency_by_hand():
     assert vbench_consistency(torch.ones(5, 8)) == pytest.approx(1.0)
     features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]]) * torch.tensor([[2.0], [1.0], [3.0]])
@@ -126,18 +159,41 @@ def test_constant_video_is_perfectly_consistent(models):
     assert background_consistency(frames, models.clip_b32) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_aesthetic_head_matches_laion_layout(tmp_path):
-    head = AestheticHead()
-    shapes = {key: tuple(value.shape) for key, value in head.state_dict().items()}
+def test_aesthetic_heads_match_their_released_layouts(tmp_path):
+    mlp = MLPAestheticHead()
+    shapes = {key: tuple(value.shape) for key, value in mlp.state_dict().items()}
     assert shapes == {"layers.0.weight": (1024, 768), "layers.0.bias": (1024,), "layers.2.weight": (128, 1024),
                       "layers.2.bias": (128,), "layers.4.weight": (64, 128), "layers.4.bias": (64,),
                       "layers.6.weight": (16, 64), "layers.6.bias": (16,), "layers.7.weight": (1, 16),
                       "layers.7.bias": (1,)}
-    torch.save(head.state_dict(), tmp_path / "head.pth")
-    loaded = load_aesthetic_head(tmp_path / "head.pth")
+    # LAION-AI/aesthetic-predictor's file is the state dict of nn.Linear(768, 1), as VBench loads it
+    linear = torch.nn.Linear(768, 1)
+    assert {k: tuple(v.shape) for k, v in LinearAestheticHead().state_dict().items()} == {"weight": (1, 768),
+                                                                                            "bias": (1,)}
+    torch.save(linear.state_dict(), tmp_path / AESTHETIC_HEADS["laion_linear"].file)
+    torch.save(mlp.state_dict(), tmp_path / AESTHETIC_HEADS["improved_mlp"].file)
     x = torch.nn.functional.normalize(torch.randn(3, 768), dim=-1)
-    assert loaded(x).shape == (3,)
-    torch.testing.assert_close(loaded(x), head.eval()(x))
+    loaded = load_aesthetic_head(tmp_path / AESTHETIC_HEADS["laion_linear"].file, "laion_linear")
+    torch.testing.assert_close(loaded(x), linear(x)[:, 0])
+    loaded = load_aesthetic_head(tmp_path / AESTHETIC_HEADS["improved_mlp"].file, "improved_mlp")
+    torch.testing.assert_close(loaded(x), mlp.eval()(x))
+    # each file is refused as the other head: the record can never name the wrong one
+    with pytest.raises(ValueError, match="not the laion_linear aesthetic head"):
+        load_aesthetic_head(tmp_path / AESTHETIC_HEADS["improved_mlp"].file, "laion_linear")
+    with pytest.raises(ValueError, match="not the improved_mlp aesthetic head"):
+        load_aesthetic_head(tmp_path / AESTHETIC_HEADS["laion_linear"].file, "improved_mlp")
+
+
+def test_full_metrics_default_to_the_linear_laion_head(tmp_path):
+    from evaluation.published import write_full_metric_layout
+
+    folder = write_full_metric_layout(tmp_path / "metrics")
+    models = full_metric_models(folder, hf_cache=tmp_path / "hf")
+    assert models.aesthetic_head_name == "laion_linear" and isinstance(models.aesthetic_head, LinearAestheticHead)
+    assert models.model_ids["aesthetic_head"].startswith("LAION-AI/aesthetic-predictor laion_linear")
+    models = full_metric_models(folder, hf_cache=tmp_path / "hf", aesthetic_head="improved_mlp")
+    assert isinstance(models.aesthetic_head, MLPAestheticHead)
+    assert "christophschuhmann/improved-aesthetic-predictor" in models.model_ids["aesthetic_head"]
 
 
 def test_evaluate_video_tiny(models):
@@ -155,7 +211,7 @@ def test_evaluate_video_tiny(models):
 def test_paper_table2_as_printed():
     assert list(PAPER_TABLE2) == ["Depth-I2V", "VACE", "SAG + MVSplat360", "SAG + LVSM", "SAG + SEVA",
                                   "SAG + GGI (Ours)"]
-    assert PAPER_TABLE2["SAG + GGI (Ours)"] == dict(zip(METRICS, (16.739, 0.554, 0.236, 19.754, 6.730, 68.615, 0.840,
+    assert PAPER_TABLE2["SAG + GGI (Ours)"] == dict(zip(TABLE2_METRICS, (16.739, 0.554, 0.236, 19.754, 6.730, 68.615, 0.840,
                                                                   0.891, 0.942)))
     assert PAPER_TABLE2["VACE"]["psnr"] is None and PAPER_TABLE2["VACE"]["background_consistency"] == 0.914
 

@@ -75,6 +75,26 @@ def reprojection_flow(
     return flow, valid
 
 
+def backproject(depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """World points of a planar depth map: (H, W, 3) float64 and the background mask (H, W) (non-finite or
+    non-positive depth; its points are 0). `c2w`: (4, 4) OpenCV camera-to-world."""
+    background = ~(np.isfinite(depth) & (depth > 0))
+    z = np.where(background, 0.0, depth).astype(np.float64)
+    centres = pixel_centres(*depth.shape).astype(np.float64)
+    camera = np.stack([(centres[..., 0] - intrinsics.cx) / intrinsics.fx * z,
+                       (centres[..., 1] - intrinsics.cy) / intrinsics.fy * z, z], axis=-1)
+    c2w = np.asarray(c2w, dtype=np.float64)
+    return camera @ c2w[:3, :3].T + c2w[:3, 3], background
+
+
+def depth_flow(depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics, i: int, j: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The exact mesh flow f_i->j between two frames of a shot from its planar depth (F, H, W) and poses
+    (F, 4, 4): frame i's pixels back-projected and `reprojection_flow` into frame j (the flows guidance stores)."""
+    points, background = backproject(depth[i], c2w[i], intrinsics)
+    return reprojection_flow(points, background, c2w[j], intrinsics, depth[j])
+
+
 def reprojection_flow_reference(
     position_i: np.ndarray,
     background_i: np.ndarray,
