@@ -26,6 +26,7 @@ from resources.artifacts import default_home
 from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.errors import VF3DInputError
+from vf3d.methods import DEFAULT_METHODS, METHODS
 
 CONFIG_FILE = "vf3d.toml"
 
@@ -52,7 +53,10 @@ SETTINGS = (
     Setting("cache", "gpu", "none"),
     Setting("compile", "gpu", "none"),
     Setting("attention_backend", "gpu", "native"),
+    Setting("methods", "jobs", ",".join(DEFAULT_METHODS)),
 )
+"""`methods`: the methods (`vf3d.methods.METHODS`) the shot and training jobs run, comma-separated; every
+method's assets stay in the UI either way."""
 
 
 def config_file(home: Path | None = None) -> Path:
@@ -106,6 +110,10 @@ def check_deployment(environ: MutableMapping[str, str] = os.environ, home: Path 
              for key, (_, source) in resolved.items()}
     if resolved["profile"][0] not in ("tiny", "full"):
         raise VF3DInputError(where["profile"], f"profile {resolved['profile'][0]!r}: expected 'tiny' or 'full'")
+    try:
+        selected_methods(resolved["methods"][0])
+    except ValueError as exc:
+        raise VF3DInputError(where["methods"], str(exc)) from None
     gpu = {s.key: resolved[s.key][0] for s in SETTINGS if s.resource == "gpu"}
     try:
         DeviceSettings(**gpu)
@@ -115,10 +123,22 @@ def check_deployment(environ: MutableMapping[str, str] = os.environ, home: Path 
     return resolved
 
 
+def selected_methods(value: str | None = None) -> list[str]:
+    """The `methods` setting as method keys (default: the environment's, after `apply_deployment`)."""
+    value = os.environ.get(next(s.env for s in SETTINGS if s.key == "methods"), ",".join(DEFAULT_METHODS)) \
+        if value is None else value
+    keys = [k.strip() for k in value.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown or not keys:
+        raise ValueError(f"methods: {', '.join(unknown) or '(none)'} not known; choose from {', '.join(METHODS)}")
+    return list(dict.fromkeys(keys))
+
+
 def deployment_resources() -> dict[str, ModelStore | GPU]:
     """The model store and GPU resources, every deployment field read from its environment variable."""
     apply_deployment()
     fields: dict[str, dict[str, EnvVar]] = {"models": {}, "gpu": {}}
     for setting in SETTINGS:
-        fields[setting.resource][setting.key] = EnvVar(setting.env)
+        if setting.resource in fields:
+            fields[setting.resource][setting.key] = EnvVar(setting.env)
     return {"models": ModelStore(**fields["models"]), "gpu": GPU(**fields["gpu"])}

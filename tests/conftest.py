@@ -27,6 +27,7 @@ USER_CATALOG.write_text(json.dumps({
     "scenes": [
         {"key": "test_shot_a", "source": "shot_a.blend", "description": "test: sideways dolly"},
         {"key": "test_shot_b", "source": "shot_b.blend", "description": "test: sideways dolly, other step"},
+        {"key": "test_shot_m", "source": "shot_m.blend", "description": "test: every method on one shot"},
     ],
     "styles": [{"key": "test_style", "reference": "test_style.png", "identifier": "a test in qqq style"}],
 }))

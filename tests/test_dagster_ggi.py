@@ -8,14 +8,14 @@ from dagster._core.definitions.data_version import StaleStatus
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
 from vf3d.common.video_io import read_mp4
-from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, warped_noise
+from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, video_bidirectional, warped_noise
 from vf3d_assets.assets.sag import anchors, style_lora
 from vf3d_assets.assets.scenes import guidance, scene, scene_source
 from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.staleness import partition_status
 
 ASSETS = [scene_source, style_reference, scene, guidance, warped_noise, style_lora, anchors, ggi_training_set,
-          ggi_weights, video]
+          ggi_weights, video, video_bidirectional]
 
 
 def test_video_materializes_with_continuous_joins(tmp_path):
@@ -57,10 +57,11 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     # Continuity at the join: the step into and out of frame 45 is like any other step of the video.
     steps = [np.abs(frames[i + 1].astype(int) - frames[i].astype(int)).mean() for i in range(49)]
     assert max(steps[44], steps[45]) <= 3 * np.median(steps) + 2
-    # The training-free alternative needs no GGI weights and says so in its metadata.
-    bidirectional = run(["video"], partition, {"ops": {"video": {"config": {"method": "bidirectional"}}}})
-    assert bidirectional.get_asset_materialization_events()[0].materialization.metadata["method"].value == \
-        "bidirectional"
+    # The training-free baseline is its own asset: no GGI weights, labelled as a baseline.
+    bidirectional = run(["video_bidirectional"], partition)
+    metadata = bidirectional.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["method"].value == "bidirectional" and metadata["method_label"].value.endswith("(baseline)")
+    assert (tmp_path / "video_bidirectional" / "test_shot_b__photo" / "video.mp4").is_file()
 
     # A new training set retrains (no resume of the finished run): new weights, new data version, stale videos.
     def weights_version():

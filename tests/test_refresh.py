@@ -72,7 +72,7 @@ def test_nothing_changed_nothing_reruns(world):
 
 def test_bumping_the_metrics_code_version_reruns_only_metrics(world):
     instance, resources = world
-    bumped = [metrics_asset("2") if a.key == metrics.key else a for a in ALL_ASSETS]
+    bumped = [metrics_asset(code_version="bumped") if a.key == metrics.key else a for a in ALL_ASSETS]
     rerun = {(item.asset, item.partition) for item in refresh(instance, bumped, resources)}
     assert rerun == {("metrics", f"{scene}|{style}") for scene in SCENES for style in STYLES}
     assert stale_partitions(instance, bumped) == []

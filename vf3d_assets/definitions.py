@@ -3,29 +3,38 @@
 from dagster import Definitions, define_asset_job
 
 from resources import ArtifactStore, BlenderRenderer
-from resources.deployment import deployment_resources
+from resources.deployment import deployment_resources, selected_methods
 from vf3d_assets.assets import ALL_ASSETS
+from vf3d_assets.assets.evaluation import metrics_asset_name
+from vf3d_assets.assets.ggi import GGI_VIDEO_METHODS, GGI_WEIGHTS, video_asset_name
 from vf3d_assets.partitions import scene_partitions, scene_style_partitions, style_partitions
 from vf3d_assets.sensors import stale_partitions_sensor
+
+resources = {"artifacts": ArtifactStore(), "blender": BlenderRenderer(), **deployment_resources()}
+# The deployment's `methods` (VF3D_METHODS) decide what the jobs run; every method's assets stay in the UI.
+methods = selected_methods()
+weights = [GGI_WEIGHTS[GGI_VIDEO_METHODS[m]] for m in methods if GGI_VIDEO_METHODS.get(m)]
 
 scene_job = define_asset_job("scene_guidance", selection=["scene", "guidance", "warped_noise"],
                              partitions_def=scene_partitions,
                              description="Parse a shot, render its guidance (edges, depth, flows), warp its noise.")
-
 style_job = define_asset_job("style_alignment", selection=["style_lora"], partitions_def=style_partitions,
                              description="Train a style's LoRA (distribution alignment).")
-shot_job = define_asset_job("shot_video", selection=["anchors", "video", "metrics"],
+shot_job = define_asset_job("shot_video", selection=["anchors", *(video_asset_name(m) for m in methods),
+                                                     *(metrics_asset_name(m) for m in methods)],
                             partitions_def=scene_style_partitions,
-                            description="A scene x style's anchor views (SAG), its video (GGI) and its metrics.")
+                            description=f"A scene x style's anchor views (SAG), then the video and metrics of each "
+                                        f"configured method ({', '.join(methods)}).")
 report_job = define_asset_job("benchmark_table", selection=["benchmark_report"],
-                              description="Table 2 of the paper over every evaluated partition.")
-training_job = define_asset_job("ggi_training", selection=["ggi_training_set", "ggi_weights"],
-                                description="Build the GGI training clips and fine-tune the GGI transformer.")
+                              description="Table 2 of the paper over every evaluated partition and method.")
+training_job = define_asset_job("ggi_training", selection=["ggi_training_set", *weights],
+                                description="Build the GGI training clips and fine-tune the GGI transformer(s) of "
+                                            "the configured methods.")
 
 defs = Definitions(
     assets=ALL_ASSETS,
     sensors=[stale_partitions_sensor],
     jobs=[scene_job, style_job, shot_job, training_job, report_job],
     # models and gpu: the deployment's one switch (VF3D_* variables or <VF3D_HOME>/vf3d.toml; resources.deployment)
-    resources={"artifacts": ArtifactStore(), "blender": BlenderRenderer(), **deployment_resources()},
+    resources=resources,
 )

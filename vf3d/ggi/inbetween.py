@@ -57,6 +57,8 @@ def generate_video(
         if settings.method == "ggi":
             edges = [edge_detector(np.asarray(Image.open(guidance_dir / "edges" / f"{i:05d}.png")))
                      for i in range(start, end + 1)]
+            if settings.structure == "none":  # weights trained without structure see empty maps (Table 3 '-')
+                edges = [np.zeros_like(e) for e in edges]
             edges += [edges[-1]] * (settings.segment_frames - count)
         if first_image is None or settings.chain_from == "anchor":
             first_image = anchor(start)

@@ -54,6 +54,10 @@ class GGISettings:
     """"ggi": both anchors and the edge latents in one pass (the paper). "bidirectional": training-free
     inbetweening with the base I2V model (I2V3D Sec. 3.3): a forward pass from v_0 and a time-reversed pass from
     v_N per step, blended by frame position; no edge guidance."""
+    structure: Literal["hed_s", "hed", "none"] = "hed_s"
+    """The structure condition the GGI weights were trained with (`vf3d.ggi.training.STRUCTURE_CONDITIONS`,
+    paper Table 3). "hed_s" and "hed" both sample with the geometry's edge maps (they differ in training only);
+    "none" samples with empty maps, as its weights were trained."""
 
 
 GGI_PRESETS = {

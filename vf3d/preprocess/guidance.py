@@ -28,6 +28,7 @@ from vf3d.common.atomic import atomic_dir, check_replaceable
 from vf3d.common.errors import VF3DInputError
 from vf3d.common.limits import available_memory_bytes
 from vf3d.preprocess.blend_libraries import linked_libraries
+from vf3d.preprocess.camera import Intrinsics
 from vf3d.preprocess.depth import planar_depth
 from vf3d.preprocess.edges import EdgeSettings, edge_map
 from vf3d.preprocess.flows import reprojection_flow
@@ -54,6 +55,23 @@ class GuidanceStats:
     edge_seconds: float = 0.0  # edges + depth + PNG, in the worker thread (overlaps rendering)
     flow_seconds: float = 0.0  # reprojection flows, in the worker thread (overlaps rendering)
     total_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ShotGeometry:
+    """A guidance folder's exact geometry: planar depth (F, H, W; inf = background), OpenCV camera-to-world
+    poses (F, 4, 4) and intrinsics; what every mesh flow f_i->j is computed from (`flows.depth_flow`)."""
+
+    depth: np.ndarray
+    c2w: np.ndarray
+    intrinsics: Intrinsics
+
+    @classmethod
+    def load(cls, guidance_dir: Path) -> ShotGeometry:
+        meta = json.loads((Path(guidance_dir) / "meta.json").read_text())
+        k = meta["intrinsics"]
+        return cls(np.load(Path(guidance_dir) / "depth.npy"), np.array(meta["camera_to_world"]),
+                   Intrinsics(meta["width"], meta["height"], k["fx"], k["fy"], k["cx"], k["cy"]))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -39,6 +39,10 @@ def anchor_frames(segments: Sequence[Sequence[int]]) -> list[int]:
     return [segments[0][0]] + [end for _, end in segments]
 
 
+WarpSource = Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]
+"""(k, previous frame, frame) -> the flow from `frame` to `previous frame` and its valid mask."""
+
+
 def generate_anchors(
     sag: SAGPipeline,
     guidance_dir: Path,
@@ -57,13 +61,38 @@ def generate_anchors(
             noise for every anchor) or its own index with `settings.seed_per_anchor`.
     """
     meta = json.loads((guidance_dir / "meta.json").read_text())
-    frames = anchor_frames(meta["segments"])
+
+    def segment_flow(k: int, previous: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(guidance_dir / "flows" / f"seg{k - 1:03d}.npz") as flows:  # anchor k ends segment k-1
+            return flows["end_to_start"], flows["end_to_start_valid"]
+
+    return generate_views(sag, guidance_dir, out_dir, anchor_frames(meta["segments"]), prompts, edge_detector,
+                          settings, generator_for, segment_flow, progress)
+
+
+def generate_views(
+    sag: SAGPipeline,
+    guidance_dir: Path,
+    out_dir: Path,
+    frames: Sequence[int],
+    prompts: Sequence[str],
+    edge_detector: EdgeDetector,
+    settings: SAGSettings,
+    generator_for: Callable[[int], torch.Generator],
+    warp_source: WarpSource | None,
+    progress: Callable[[int, int], None] | None = None,
+    images: str = "anchors",
+) -> list[AnchorRecord]:
+    """SAG views of the given trajectory frames, in order, each guided by the previous view warped into it along
+    `warp_source` (None: every view from its edge map alone). Written as the module docstring's layout, the
+    views under `images/`."""
+    meta = json.loads((guidance_dir / "meta.json").read_text())
     if len(prompts) != len(frames):
-        raise ValueError(f"prompts: {len(prompts)} given, the shot has {len(frames)} anchors at frames {frames}")
+        raise ValueError(f"prompts: {len(prompts)} given, the shot has {len(frames)} views at frames {list(frames)}")
     height, width = meta["height"], meta["width"]
     records: list[AnchorRecord] = []
     with atomic_dir(out_dir) as tmp:
-        for sub in ("anchors", "control", "warped"):
+        for sub in (images, "control", "warped"):
             (tmp / sub).mkdir()
         previous: np.ndarray | None = None
         for k, frame in enumerate(frames):
@@ -72,16 +101,16 @@ def generate_anchors(
             control.save(tmp / "control" / f"{frame:05d}.png")
             warped = valid = None
             observed = replaced = 0.0
-            if previous is not None:
-                with np.load(guidance_dir / "flows" / f"seg{k - 1:03d}.npz") as flows:
-                    warped, valid = warp_image(previous, flows["end_to_start"], flows["end_to_start_valid"],
-                                               "nearest" if settings.resampling == "nearest" else "bilinear")
+            if previous is not None and warp_source is not None:
+                flow, flow_valid = warp_source(k, frames[k - 1], frame)
+                warped, valid = warp_image(previous, flow, flow_valid,
+                                           "nearest" if settings.resampling == "nearest" else "bilinear")
                 Image.fromarray(warped).save(tmp / "warped" / f"{frame:05d}.png")
                 observed = float(valid.mean())
                 replaced = float((unobserved_mask(valid, settings) == 0).mean()) if settings.replacement else 0.0
             result = sag(prompts[k], control, height, width, warped=warped, valid=valid, settings=settings,
                          generator=generator_for(k if settings.seed_per_anchor else 0))
-            result.image.save(tmp / "anchors" / f"{frame:05d}.png")
+            result.image.save(tmp / images / f"{frame:05d}.png")
             previous = np.asarray(result.image.convert("RGB"))
             records.append(AnchorRecord(frame, prompts[k], observed, replaced))
             if progress:

@@ -12,6 +12,8 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
     Config,
     DataVersion,
     MaterializeResult,
@@ -26,12 +28,12 @@ from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.atomic import atomic_dir, atomic_file
 from vf3d.common.hashing import content_hash
-from vf3d.common.video_io import write_mp4
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.ggi.inbetween import generate_video, segment_noise
 from vf3d.ggi.noise_warp import NOISE_WARP_PRESETS, noise_stats
 from vf3d.ggi.pipeline import GGI_PRESETS, GGIPipeline
-from vf3d.ggi.training import GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key
+from vf3d.ggi.training import (GGI_TRAINING_PRESETS, GGITrainer, load_clip, save_clip, training_run_key,
+                               with_structure_condition)
 from vf3d.ggi.training_set import (clip_from_render, clip_from_video, hed_s_depth_pictures, read_video_frames,
                                    video_folders)
 from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
@@ -39,7 +41,7 @@ from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance
-from vf3d_assets.metadata import image_markdown
+from vf3d_assets.metadata import image_markdown, method_display, save_method_video
 from vf3d_assets.partitions import catalog, from_scene, scene_partitions, scene_style_partitions
 
 LATENT_CHANNELS = 16  # CogVideoX's VAE, in both profiles
@@ -175,117 +177,147 @@ class GGIWeightsConfig(Config):
     subfolder) as released, or a vf3d weights file. Every tensor is checked against the model's shapes."""
 
 
-@asset(deps=[ggi_training_set], group_name="ggi", code_version="3", pool="gpu",
-       description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint).",
-       check_specs=[AssetCheckSpec("loss_decreased", asset="ggi_weights",
-                                   description="Trained: the evaluation loss on the training clips fell. Imported: "
-                                               "every tensor of the widened transformer was found with its shape.")])
-def ggi_weights(context: AssetExecutionContext, config: GGIWeightsConfig, artifacts: ArtifactStore,
-                models: ModelStore, gpu: GPU) -> MaterializeResult:
-    out = artifacts.path("ggi_weights", "all")
-    weights = out / WEIGHTS_FILE
-    if config.pretrained:
-        # import_ggi_weights raises on any missing, extra or misshapen tensor: reaching the check means verified.
-        state, report = import_ggi_weights(config.pretrained, models.ggi_weight_shapes())
-        with atomic_file(weights) as tmp:
-            save_file(state, tmp)
-        return MaterializeResult(data_version=DataVersion(content_hash(weights)),
-                                 metadata={"path": MetadataValue.path(str(weights)), "source": config.pretrained,
-                                           "import": MetadataValue.json(report)},
-                                 check_results=[AssetCheckResult(
-                                     check_name="loss_decreased", passed=True,
-                                     description="imported: " + report["verified"],
-                                     metadata={"tensors_verified": report["tensors_verified"],
-                                               "parameters_verified": report["parameters_verified"],
-                                               "layout": report["layout"]})])
-    device = gpu.settings()
-    preset = models.preset(GGI_TRAINING_PRESETS, config.preset)
-    settings = replace(preset, steps=config.steps or preset.steps)
-    clips_dir = artifacts.path("ggi_training_set", "all")
-    clips = [load_clip(p) for p in sorted(clips_dir.iterdir()) if (p / "clip.json").exists()]
-    # Training starts from the base I2V model widened with zero edge weights (paper Sec. 3.3).
-    trainer = GGITrainer(models.ggi(device.torch_dtype(), None, widened=True), settings)
-    batches = trainer.prepare_all(clips)
-    before = trainer.evaluate(batches)
-    # Checkpoints are keyed by the clips' content, the settings and the base model: new inputs retrain from the
-    # start (and so give new weights, making the videos stale) instead of resuming a finished run.
-    base_model = models.profile if models.profile == "tiny" else "|".join(map(str, models.locations().ggi_files()))
-    run_key = training_run_key(content_hash(clips_dir), settings, base_model)
-    losses = trainer.train(None, out / "checkpoints", batches=batches, run_key=run_key,
-                           progress=lambda step, loss: step % 10 == 0 and context.log.info(f"step {step}: loss {loss:.4f}"))
-    after = trainer.evaluate(batches)
-    trainer.export(weights, losses)
-    return MaterializeResult(
-        data_version=DataVersion(content_hash(weights)),
-        metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile,
-                  "device": MetadataValue.json(device.record()), "steps": settings.steps,
-                  "eval_loss_before": before, "eval_loss_after": after,
-                  "loss_curve": image_markdown(line_plot(losses), "training loss")},
-        check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
-                                        metadata={"before": before, "after": after})],
-    )
+GGI_WEIGHTS = {"hed_s": "ggi_weights", "hed": "ggi_weights_hed", "none": "ggi_weights_no_structure"}
+"""Structure condition (paper Table 3) -> its weights asset."""
+GGI_VIDEO_METHODS = {"ggi": "hed_s", "ggi_hed": "hed", "ggi_no_structure": "none", "bidirectional": None}
+"""Methods sampled by the GGI pipeline -> the structure condition of their weights (None: the base model)."""
+
+
+def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
+    """The GGI weights trained with one structure condition (`STRUCTURE_CONDITIONS`; "hed_s" is the paper's)."""
+    name = GGI_WEIGHTS[structure]
+    ablation = "" if structure == "hed_s" else f" Ablation (paper Table 3): structure condition '{structure}'."
+
+    @asset(name=name, deps=[ggi_training_set], group_name="ggi", code_version="3", pool="gpu",
+           description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint)." + ablation,
+           check_specs=[AssetCheckSpec("loss_decreased", asset=name,
+                                       description="Trained: the evaluation loss on the training clips fell. "
+                                                   "Imported: every tensor of the widened transformer was found "
+                                                   "with its shape.")])
+    def weights_asset(context: AssetExecutionContext, config: GGIWeightsConfig, artifacts: ArtifactStore,
+                      models: ModelStore, gpu: GPU) -> MaterializeResult:
+        out = artifacts.path(name, "all")
+        weights = out / WEIGHTS_FILE
+        if config.pretrained:
+            # import_ggi_weights raises on any missing, extra or misshapen tensor: reaching the check means verified.
+            state, report = import_ggi_weights(config.pretrained, models.ggi_weight_shapes())
+            with atomic_file(weights) as tmp:
+                save_file(state, tmp)
+            return MaterializeResult(data_version=DataVersion(content_hash(weights)),
+                                     metadata={"path": MetadataValue.path(str(weights)), "source": config.pretrained,
+                                               "import": MetadataValue.json(report), "structure": structure},
+                                     check_results=[AssetCheckResult(
+                                         check_name="loss_decreased", passed=True,
+                                         description="imported: " + report["verified"],
+                                         metadata={"tensors_verified": report["tensors_verified"],
+                                                   "parameters_verified": report["parameters_verified"],
+                                                   "layout": report["layout"]})])
+        device = gpu.settings()
+        preset = models.preset(GGI_TRAINING_PRESETS, config.preset)
+        settings = replace(preset, steps=config.steps or preset.steps)
+        clips_dir = artifacts.path("ggi_training_set", "all")
+        # "hed": HED of the RGB frames, by the same detector (controlnet_aux's 512 px) that made HED-S
+        hed = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION) \
+            if structure == "hed" else None
+        clips = [with_structure_condition(load_clip(p), structure, hed) for p in sorted(clips_dir.iterdir())
+                 if (p / "clip.json").exists()]
+        # Training starts from the base I2V model widened with zero edge weights (paper Sec. 3.3).
+        trainer = GGITrainer(models.ggi(device.torch_dtype(), None, widened=True), settings)
+        batches = trainer.prepare_all(clips)
+        before = trainer.evaluate(batches)
+        # Checkpoints are keyed by the clips' content, the settings and the base model: new inputs retrain from
+        # the start (and so give new weights, making the videos stale) instead of resuming a finished run.
+        base_model = models.profile if models.profile == "tiny" else "|".join(map(str, models.locations().ggi_files()))
+        run_key = training_run_key(content_hash(clips_dir), settings, f"{base_model}|structure={structure}")
+        losses = trainer.train(None, out / "checkpoints", batches=batches, run_key=run_key,
+                               progress=lambda step, loss: step % 10 == 0 and context.log.info(
+                                   f"step {step}: loss {loss:.4f}"))
+        after = trainer.evaluate(batches)
+        trainer.export(weights, losses)
+        return MaterializeResult(
+            data_version=DataVersion(content_hash(weights)),
+            metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "structure": structure,
+                      "device": MetadataValue.json(device.record()), "steps": settings.steps,
+                      "eval_loss_before": before, "eval_loss_after": after,
+                      "loss_curve": image_markdown(line_plot(losses), "training loss")},
+            check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
+                                            metadata={"before": before, "after": after})],
+        )
+
+    return weights_asset
+
+
+ggi_weights = ggi_weights_asset("hed_s")
+ggi_weights_hed = ggi_weights_asset("hed")
+ggi_weights_no_structure = ggi_weights_asset("none")
 
 
 class VideoConfig(Config):
     preset: str = ""
     """'paper' (30 steps, CFG 6) or 'tiny'; empty = the model store's profile."""
-    method: str = "ggi"
-    """'ggi' (the paper) or 'bidirectional' (training-free, I2V3D: no GGI weights needed)."""
     prompt: str = ""
     """Text prompt for CogVideoX; empty = the BLIP-2 caption of the first anchor (official `ggi.py`)."""
     fps: float = 8.0
 
 
-@asset(
-    partitions_def=scene_style_partitions,
-    deps=[anchors, AssetDep(guidance, partition_mapping=from_scene),
-          AssetDep(warped_noise, partition_mapping=from_scene), ggi_weights],
-    group_name="ggi", code_version="3", pool="gpu",
-    description="The video: every segment in-betweened between its anchors, chained; H.264 mp4 + frames.",
-)
-def video(context: AssetExecutionContext, config: VideoConfig, artifacts: ArtifactStore, models: ModelStore,
-          gpu: GPU) -> MaterializeResult:
-    keys = context.partition_key.keys_by_dimension
-    scene_key = keys["scene"]
-    guidance_dir = artifacts.path("guidance", scene_key)
-    meta = json.loads((guidance_dir / "meta.json").read_text())
-    settings = models.preset(GGI_PRESETS, config.preset)
-    settings = replace(settings, method=config.method)
-    device = gpu.settings()
-    weights = artifacts.path("ggi_weights", "all") / WEIGHTS_FILE if config.method == "ggi" else None
-    noise_dir = artifacts.path("warped_noise", scene_key)
-    anchors_dir = artifacts.path("anchors", context.partition_key)
-    prompt, prompt_source = config.prompt, "config"
-    if not prompt:
-        first_anchor = sorted((anchors_dir / "anchors").glob("*.png"))[0]
-        prompt = models.captioner(device.torch_device(), device.torch_dtype())(
-            np.asarray(Image.open(first_anchor).convert("RGB")))
-        prompt_source = f"BLIP-2 caption of the first anchor ({first_anchor.name})"
-        context.log.info(f"prompt: {prompt!r}")
-    with device.oom_advice("video", meta["width"], meta["height"]):
-        ggi = GGIPipeline(models.ggi(device.torch_dtype(), weights))
-        device.place(ggi.pipe)
-        ggi.set_progress_bar_config(disable=True)
-        frames = generate_video(
-            ggi, guidance_dir, anchors_dir,
-            lambda k: load_file(noise_dir / f"seg{k:03d}.safetensors")["noise"],
-            models.edges(device.torch_device(), device.torch_dtype()), settings, prompt,
-            lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
-            lambda done, total: context.log.info(f"segment {done}/{total}"))
-    out = artifacts.path("video", context.partition_key)
-    with atomic_dir(out) as tmp:
-        (tmp / "frames").mkdir()
-        for i, frame in enumerate(frames):
-            Image.fromarray(frame).save(tmp / "frames" / f"{i:05d}.png")
-        write_mp4(frames, tmp / "video.mp4", fps=config.fps)
-        (tmp / "video.json").write_text(json.dumps({"method": settings.method, "profile": models.profile,
-                                                    "frames": len(frames), "fps": config.fps, "prompt": prompt,
-                                                    "prompt_source": prompt_source, "device": device.record()}))
-    picks = np.linspace(0, len(frames) - 1, min(12, len(frames))).round().astype(int)
-    return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
-        "path": MetadataValue.path(str(out / "video.mp4")), "profile": models.profile, "method": settings.method,
-        "device": MetadataValue.json(device.record()),
-        "frames": len(frames), "fps": config.fps, "resolution": f"{meta['width']}x{meta['height']}",
-        "prompt": prompt, "prompt_source": prompt_source,
-        "contact_sheet": image_markdown(contact_sheet([frames[i] for i in picks], columns=6, thumb_width=160),
-                                        "video frames")})
+def video_asset_name(method_key: str) -> str:
+    """The video asset of a method: `video` for the paper's, `video_<method>` for the others."""
+    return "video" if method_key == "ggi" else f"video_{method_key}"
+
+
+def ggi_video_asset(method_key: str = "ggi") -> AssetsDefinition:
+    """The video of a method sampled by the GGI pipeline (`GGI_VIDEO_METHODS`): GGI with the weights of its
+    structure condition, or the training-free bidirectional baseline on the base model."""
+    structure = GGI_VIDEO_METHODS[method_key]
+    name = video_asset_name(method_key)
+    weights_deps = [] if structure is None else [AssetKey(GGI_WEIGHTS[structure])]
+
+    @asset(
+        name=name,
+        partitions_def=scene_style_partitions,
+        deps=[anchors, AssetDep(guidance, partition_mapping=from_scene),
+              AssetDep(warped_noise, partition_mapping=from_scene), *weights_deps],
+        group_name="ggi" if method_key == "ggi" else "methods", code_version="3", pool="gpu",
+        description=f"{method_display(method_key)}: every segment in-betweened between its anchors, chained; "
+                    "H.264 mp4 + frames.",
+    )
+    def video_of_method(context: AssetExecutionContext, config: VideoConfig, artifacts: ArtifactStore,
+                        models: ModelStore, gpu: GPU) -> MaterializeResult:
+        scene_key = context.partition_key.keys_by_dimension["scene"]
+        guidance_dir = artifacts.path("guidance", scene_key)
+        settings = models.preset(GGI_PRESETS, config.preset)
+        settings = replace(settings, method="bidirectional" if structure is None else "ggi",
+                           structure=structure or "hed_s")
+        device = gpu.settings()
+        weights = None if structure is None else artifacts.path(GGI_WEIGHTS[structure], "all") / WEIGHTS_FILE
+        noise_dir = artifacts.path("warped_noise", scene_key)
+        anchors_dir = artifacts.path("anchors", context.partition_key)
+        prompt, prompt_source = config.prompt, "config"
+        if not prompt:
+            first_anchor = sorted((anchors_dir / "anchors").glob("*.png"))[0]
+            prompt = models.captioner(device.torch_device(), device.torch_dtype())(
+                np.asarray(Image.open(first_anchor).convert("RGB")))
+            prompt_source = f"BLIP-2 caption of the first anchor ({first_anchor.name})"
+            context.log.info(f"prompt: {prompt!r}")
+        meta = json.loads((guidance_dir / "meta.json").read_text())
+        with device.oom_advice(name, meta["width"], meta["height"]):
+            ggi = GGIPipeline(models.ggi(device.torch_dtype(), weights))
+            device.place(ggi.pipe)
+            ggi.set_progress_bar_config(disable=True)
+            frames = generate_video(
+                ggi, guidance_dir, anchors_dir,
+                lambda k: load_file(noise_dir / f"seg{k:03d}.safetensors")["noise"],
+                models.edges(device.torch_device(), device.torch_dtype()), settings, prompt,
+                lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
+                lambda done, total: context.log.info(f"segment {done}/{total}"))
+        return save_method_video(artifacts.path(name, context.partition_key), frames, method_key, models.profile,
+                                 config.fps, device.record(),
+                                 {"prompt": prompt, "prompt_source": prompt_source, "structure": settings.structure})
+
+    return video_of_method
+
+
+video = ggi_video_asset("ggi")
+video_bidirectional = ggi_video_asset("bidirectional")
+video_ggi_hed = ggi_video_asset("ggi_hed")
+video_ggi_no_structure = ggi_video_asset("ggi_no_structure")
