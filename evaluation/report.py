@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.metrics import LOWER_IS_BETTER, METRICS
-from vf3d.methods import METHODS
+from vf3d.baselines.methods import METHODS
 
 COLUMNS = METRICS
 HEADERS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "lpips": "LPIPS↓", "psnr_d": "PSNR-D↑", "clip_a": "CLIP-A↑",

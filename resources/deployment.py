@@ -26,7 +26,7 @@ from resources.artifacts import default_home
 from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.errors import VF3DInputError
-from vf3d.methods import DEFAULT_METHODS, METHODS
+from vf3d.baselines.methods import DEFAULT_METHODS, METHODS
 
 CONFIG_FILE = "vf3d.toml"
 
@@ -55,7 +55,7 @@ SETTINGS = (
     Setting("attention_backend", "gpu", "native"),
     Setting("methods", "jobs", ",".join(DEFAULT_METHODS)),
 )
-"""`methods`: the methods (`vf3d.methods.METHODS`) the shot and training jobs run, comma-separated; every
+"""`methods`: the methods (`vf3d.baselines.methods.METHODS`) the shot and training jobs run, comma-separated; every
 method's assets stay in the UI either way."""
 
 

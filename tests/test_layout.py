@@ -1,6 +1,6 @@
 """The method package is laid out like the paper's pipeline, and its imports run one way.
 
-common <- models <- stages (preprocess, sag, ggi, benchmark) <- resources / vf3d_assets / evaluation.
+common <- models <- stages (preprocess, sag, ggi, benchmark) <- baselines <- resources / vf3d_assets / evaluation.
 """
 
 import ast
@@ -12,6 +12,8 @@ PACKAGE = Path(vf3d.__file__).parent
 STAGES = ("preprocess", "sag", "ggi", "benchmark")
 ALLOWED_BELOW = {"common": set(), "models": {"common"}} | {stage: {"common", "models"} for stage in STAGES}
 ALLOWED_BELOW["benchmark"] |= {"preprocess"}  # the benchmark is a list of shots: it reads them as preprocessing does
+# the baselines compose the stages' pieces (mesh flows, SAG views) into other ways of making a video
+ALLOWED_BELOW["baselines"] = {"common", "models", "preprocess", "sag"}
 CROSS_STAGE = {
     # GGI training renders textured shots and runs the preprocessing on them (paper Sec. 3.4, our tiny
     # profile's training data); nothing else crosses between stages.

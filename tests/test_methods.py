@@ -1,4 +1,4 @@
-"""Every method of `vf3d.methods` materializes on one partition, is scored by the same metrics and reported
+"""Every method of `vf3d.baselines.methods` materializes on one partition, is scored by the same metrics and reported
 (tiny, CPU): the paper's method, its Table 3 ablations, and the baselines."""
 
 import json
@@ -18,7 +18,7 @@ from vf3d.baselines.anchor_warp import anchor_warp_video, composite
 from vf3d.ggi.inbetween import generate_video
 from vf3d.ggi.pipeline import GGI_PRESETS
 from vf3d.ggi.training import TrainingClip, with_structure_condition
-from vf3d.methods import METHODS
+from vf3d.baselines.methods import METHODS
 from vf3d.preprocess.guidance import ShotGeometry
 from vf3d_assets.assets import ALL_ASSETS
 from vf3d_assets.assets.evaluation import metrics_asset_name

@@ -81,6 +81,7 @@ def demo_home(tmp_path_factory, browser):
     last = demo.stdout.strip().splitlines()[-3:]  # the honest ending: what tiny is, what ran, how to go real
     assert "random weights" in last[0] and "noise by design" in last[0]
     assert "every stage" in last[1] and "vf3d demo --profile full" in last[2]
+    assert "5 method(s) (ggi, anchor_warp, bidirectional, sag_dense, per_frame)" in last[1]  # the default methods
     return home
 
 
@@ -155,5 +156,9 @@ def test_partition_metadata_picture_renders(page, asset, partition, key):
         src, width, height = image.evaluate("i => i.decode().then(() => [i.src, i.naturalWidth, i.naturalHeight])")
         assert src.startswith("data:image/png;base64,"), src[:80]
         assert width > 0 and height > 0, (width, height)
+        if asset == "benchmark_report":  # the plot reads whole: nothing cut off at the dialog's right edge
+            fits = image.evaluate("i => i.getBoundingClientRect().right <= "
+                                  "i.closest('[role=dialog]').getBoundingClientRect().right + 1")
+            assert fits and width <= 800, width
     finally:
         page.screenshot(path=ARTIFACTS / f"ui_{asset}_{key}.png")

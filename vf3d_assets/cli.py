@@ -62,7 +62,7 @@ def _demo(args: argparse.Namespace) -> None:
     from dagster import AssetKey, DagsterInstance, MultiPartitionKey
     from dagster._core.definitions.observe import observe
 
-    from vf3d_assets.definitions import defs
+    from vf3d_assets.definitions import defs, methods
     from vf3d_assets.partitions import catalog
     from vf3d_assets.staleness import check_partition_inputs
 
@@ -88,12 +88,14 @@ def _demo(args: argparse.Namespace) -> None:
             print(f"materialized {event.asset_key.to_user_string()}" + (f"[{partition}]" if partition else ""),
                   flush=True)
     print(f"the video: {defs.resources['artifacts'].path('video', f'{scene_key}|{style_key}') / 'video.mp4'}")
+    print(f"the report: {defs.resources['artifacts'].path('benchmark_report', 'all') / 'benchmark.md'}")
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
     if os.environ.get("VF3D_PROFILE") == "tiny":
         print("note: this ran the tiny profile: every model was built from a config with random weights, so the "
               "video and anchors are noise by design.\n"
               "what it proved: every stage (guidance renders, style LoRA, GGI training, anchors, video, metrics, "
-              "report) ran through Dagster and wrote its files and metadata.\n"
+              f"report) ran through Dagster and wrote its files and metadata, for {len(methods)} method(s) "
+              f"({', '.join(methods)}), each a row of the report.\n"
               "with real weights: put the checkpoints in place (`vf3d check-weights` lists them), then "
               "`vf3d demo --profile full` or VF3D_PROFILE=full (README: \"Run with real weights\").")
 

@@ -15,7 +15,7 @@ from vf3d.common.atomic import atomic_dir
 from vf3d.common.hashing import content_hash
 from vf3d.common.video_io import write_mp4
 from vf3d.common.visualize import contact_sheet, png_bytes
-from vf3d.methods import METHODS
+from vf3d.baselines.methods import METHODS
 
 
 def image_markdown(image: np.ndarray, title: str) -> MetadataValue:

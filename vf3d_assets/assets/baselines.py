@@ -1,4 +1,4 @@
-"""Baseline videos on the benchmark's partitions (`vf3d.methods`): every frame from SAG or the style ControlNet,
+"""Baseline videos on the benchmark's partitions (`vf3d.baselines.methods`): every frame from SAG or the style ControlNet,
 and the anchors warped by the mesh flows. The GGI-sampled methods (bidirectional, the Table 3 ablations) are
 in `vf3d_assets.assets.ggi`."""
 

@@ -30,7 +30,7 @@ from resources.models import ModelStore
 from vf3d.common.atomic import atomic_dir, write_text_atomic
 from vf3d.common.hashing import content_hash
 from vf3d.common.visualize import line_plot
-from vf3d.methods import METHODS
+from vf3d.baselines.methods import METHODS
 from vf3d.preprocess.guidance import ShotGeometry
 from vf3d_assets.assets.ggi import video_asset_name
 from vf3d_assets.assets.sag import anchors

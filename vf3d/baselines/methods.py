@@ -1,5 +1,6 @@
 """Every way of making a video that the benchmark scores: the paper's method, its ablations and baselines.
 
+This package holds the baselines; the ablations are settings of `vf3d.ggi`.
 Each is a stale-tracked `video_<key>` asset (`video` for the method) on the same scene x style partitions,
 scored by the same metrics, one row of the report. The role says how to read the row.
 """
