@@ -151,7 +151,8 @@ def tiny_metric_models(seed: int = 0, device: torch.device | str = "cpu",
     clip_l14, head, clip_b32, dino, depth_model = (m.to(device).eval().requires_grad_(False)
                                                    for m in (clip_l14, head_spec.module(), clip_b32, dino, depth_model))
     ids = {name: f"tiny-random {kind} (seed {seed})" for name, kind in (
-        ("clip_l14", "CLIPVisionModelWithProjection 2x32, projection 768"), ("aesthetic_head", f"{aesthetic_head} ({head_spec.source})"),
+        ("clip_l14", "CLIPVisionModelWithProjection 2x32, projection 768"),
+        ("aesthetic_head", f"{aesthetic_head} ({head_spec.source})"),
         ("clip_b32", "CLIPVisionModelWithProjection 2x32"), ("dino", "ViTModel 2x32"),
         ("lpips", "AlexNet trunk + torchmetrics LPIPS v0.1 linear layers"), ("musiq", f"pyiqa MUSIQ {TINY_MUSIQ}"),
         ("depth", "DPTForDepthEstimation 4x32"))}
@@ -239,7 +240,8 @@ def full_metric_models(weights_dir: Path, device: torch.device | str = "cpu", hf
     clip_l14, head, clip_b32, dino, alexnet, musiq_file, depth = (path for path, _ in found.values())
     depth_model, processor = load_depth_estimator(depth, device)
     ids = {name: f"{repo} ({path})" for name, repo, path in (
-        ("clip_l14", CLIP_L14[1], clip_l14), ("aesthetic_head", f"{aesthetic_head_spec(aesthetic_head).source} {aesthetic_head}", head),
+        ("clip_l14", CLIP_L14[1], clip_l14),
+        ("aesthetic_head", f"{aesthetic_head_spec(aesthetic_head).source} {aesthetic_head}", head),
         ("clip_b32", CLIP_B32[1], clip_b32), ("dino", DINO[1], dino), ("lpips", "LPIPS v0.1 alex", alexnet),
         ("musiq", "pyiqa musiq (koniq10k)", musiq_file),
         ("depth", DEPTH[1] if depth_dir is None else Path(depth_dir).name, depth))}

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from dagster import ConfigurableResource
 
-VF3D_HOME_ENV = "VF3D_HOME"
-
-
-def default_home() -> Path:
-    """The project's persistent working folder (`.vf3d` in the repository unless VF3D_HOME is set)."""
-    return Path(os.environ.get(VF3D_HOME_ENV, Path(__file__).resolve().parents[1] / ".vf3d"))
+from vf3d.common.home import VF3D_HOME_ENV, default_home  # noqa: F401 - the resources' import point
 
 
 class ArtifactStore(ConfigurableResource):

@@ -7,7 +7,9 @@ data-URI thumbnail. Screenshots are kept in tests/artifacts/ (git-ignored), whet
 Chromium comes from `scripts/setup.sh` (apt-get as root); without it these tests fail, they do not skip.
 """
 
+import base64
 import contextlib
+import io
 import json
 import os
 import signal
@@ -20,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -144,6 +147,9 @@ def test_asset_graph_shows_every_asset(page):
     ("guidance", "demo", "edge_contact_sheet"),
     ("style_lora", "photo", "loss_curve"),
     ("video", "demo|photo", "contact_sheet"),
+    ("video", "demo|photo", "preview"),  # the video itself, playing: every frame, looping
+    ("video", "demo|photo", "frames_and_edges"),
+    ("anchors", "demo|photo", "anchors_warped_and_masks"),
     ("benchmark_report", None, "plot"),  # the metric plot of the benchmark table
 ])
 def test_partition_metadata_picture_renders(page, asset, partition, key):
@@ -158,8 +164,13 @@ def test_partition_metadata_picture_renders(page, asset, partition, key):
         image = dialog.locator("img")
         image.wait_for()
         src, width, height = image.evaluate("i => i.decode().then(() => [i.src, i.naturalWidth, i.naturalHeight])")
-        assert src.startswith("data:image/png;base64,"), src[:80]
         assert width > 0 and height > 0, (width, height)
+        if key == "preview":  # what the browser was served is an animation of every frame, looping forever
+            assert src.startswith("data:image/gif;base64,"), src[:80]
+            gif = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+            assert gif.is_animated and gif.n_frames == 46 and gif.info["loop"] == 0
+        else:
+            assert src.startswith("data:image/png;base64,"), src[:80]
         if asset == "benchmark_report":  # the plot reads whole: nothing cut off at the dialog's right edge
             fits = image.evaluate("i => i.getBoundingClientRect().right <= "
                                   "i.closest('[role=dialog]').getBoundingClientRect().right + 1")

@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from vf3d.common.errors import VF3DInputError
+from vf3d.common.errors import VF3DInputError, input_error_behind
 from vf3d.preprocess.guidance import DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 
@@ -26,16 +26,6 @@ def _preprocess(args: argparse.Namespace) -> None:
         "render_seconds": round(stats.render_seconds, 2), "flow_seconds": round(stats.flow_seconds, 2),
         "total_seconds": round(stats.total_seconds, 2),
     }))
-
-
-def _user_error(exc: BaseException) -> VF3DInputError | None:
-    """Find a VF3DInputError behind Dagster's step-failure wrappers."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, VF3DInputError):
-            return seen
-        seen = getattr(seen, "user_exception", None) or seen.__cause__
-    return None
 
 
 def _deployment(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
@@ -59,11 +49,13 @@ def _demo(args: argparse.Namespace) -> None:
                                               f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
                                               "`vf3d check-weights` lists where each was looked for")
     home = ensure_dagster_home()
-    from dagster import AssetKey, DagsterInstance, MultiPartitionKey
-    from dagster._core.definitions.observe import observe
+    from dagster import AssetKey, DagsterInstance
 
+    from vf3d_assets.assets import ALL_ASSETS
     from vf3d_assets.definitions import defs, methods
     from vf3d_assets.partitions import catalog
+    from vf3d_assets.progress import StageDisplay
+    from vf3d_assets.runner import run_stages, shot_stages
     from vf3d_assets.staleness import check_partition_inputs
 
     scene_key = args.scene or (catalog.demo[0] if catalog.demo else sorted(catalog.scenes)[0])
@@ -77,16 +69,11 @@ def _demo(args: argparse.Namespace) -> None:
         raise VF3DInputError("ggi_weights", "the full demo samples with GGI weights and none are materialized: "
                                             "import the official checkpoint first (materialize ggi_weights with "
                                             "config pretrained: /path/to/checkpoint-1350; README)")
-    for source in ("scene_source", "style_reference"):
-        observe([defs.resolve_assets_def(source)], instance=instance)
-    # The same jobs the UI launches, in graph order, on the demo partition (tiny profile unless configured).
-    jobs = [("scene_guidance", scene_key), ("style_alignment", style_key), ("ggi_training", None),
-            ("shot_video", MultiPartitionKey({"scene": scene_key, "style": style_key})), ("benchmark_table", None)]
-    for job, partition in [j for j in jobs if not (full and j[0] == "ggi_training")]:
-        result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance)
-        for event in result.get_asset_materialization_events():
-            print(f"materialized {event.asset_key.to_user_string()}" + (f"[{partition}]" if partition else ""),
-                  flush=True)
+    # The same assets the UI materializes, in graph order, on the demo partition, each only if missing or stale.
+    stages = shot_stages(scene_key, style_key, methods, train_ggi=None if full else {}, report=True)
+    with StageDisplay(verbose=args.verbose) as display:
+        run_stages(stages, instance, ALL_ASSETS, defs.resources, display, verbose=args.verbose)
+    display.print_summary()
     print(f"the video: {defs.resources['artifacts'].path('video', f'{scene_key}|{style_key}') / 'video.mp4'}")
     print(f"the report: {defs.resources['artifacts'].path('benchmark_report', 'all') / 'benchmark.md'}")
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
@@ -98,6 +85,159 @@ def _demo(args: argparse.Namespace) -> None:
               f"({', '.join(methods)}), each a row of the report.\n"
               "with real weights: put the checkpoints in place (`vf3d check-weights` lists them), then "
               "`vf3d demo --profile full` or VF3D_PROFILE=full (README: \"Run with real weights\").")
+
+
+SHOT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj")
+
+
+def _shot_request(args: argparse.Namespace):
+    """Check the shot, trajectory, style image and size before anything is registered or run."""
+    from vf3d.benchmark.user_catalog import ShotRequest, key_from_name
+    from vf3d.common.limits import RENDER_MULTIPLE, check_reference_image, check_render_size
+    from vf3d.preprocess.guidance import describe_shot
+
+    shot = args.shot.resolve()
+    if not shot.is_file():
+        raise VF3DInputError(shot, "shot file not found")
+    if shot.suffix.lower() not in SHOT_SUFFIXES:
+        raise VF3DInputError(shot, f"not a shot file: expected one of {', '.join(SHOT_SUFFIXES)}")
+    if shot.suffix.lower() != ".blend" and args.trajectory is None:
+        raise VF3DInputError(shot, "a mesh file needs --trajectory (camera poses JSON; README: Shots)")
+    check_reference_image(args.style)
+    width, height = check_render_size(shot, args.width, args.height, RENDER_MULTIPLE)
+    key = args.key or key_from_name(shot.stem)
+    request = ShotRequest(key, shot, args.style.resolve(), args.trajectory, args.post_prompt or None, width, height)
+    describe_shot(shot, 64, 48, args.trajectory)  # camera, animation, trajectory: one line, before any work
+    return request
+
+
+def _register(args: argparse.Namespace) -> tuple[str, str, str | None, dict]:
+    """Check the inputs, then register the shot and style: (scene key, style key, the catalog's previous text or
+    None, the resolved deployment)."""
+    from vf3d.benchmark.catalog import BENCHMARK_CATALOG, BENCHMARK_CATALOG_ENV, load_catalog
+    from vf3d.benchmark.user_catalog import register_shot, user_catalog_path
+
+    resolved = _deployment(args)
+    request = _shot_request(args)
+    benchmark = load_catalog([Path(os.environ.get(BENCHMARK_CATALOG_ENV, BENCHMARK_CATALOG))])
+    catalog_file = user_catalog_path()
+    before = catalog_file.read_text() if catalog_file.is_file() else None
+    scene_key, style_key = register_shot(request, set(benchmark.scenes) | set(benchmark.styles), args.replace)
+    return scene_key, style_key, before, resolved
+
+
+def _restore_catalog(before: str | None) -> None:
+    """Put the working folder's catalog back as it was before this command registered anything."""
+    from vf3d.benchmark.user_catalog import user_catalog_path
+    from vf3d.common.atomic import write_text_atomic
+
+    if before is None:
+        user_catalog_path().unlink(missing_ok=True)
+    else:
+        write_text_atomic(user_catalog_path(), before)
+
+
+def _shot_plan(scene_key: str, style_key: str, full: bool):
+    """The instance, the shot's stages, and the definitions (imported after registering, so that the partitions
+    include the new shot). Full profile without GGI weights: one line, before any work."""
+    from vf3d_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    from dagster import AssetKey, DagsterInstance
+
+    from vf3d_assets.definitions import defs
+    from vf3d_assets.runner import shot_stages
+
+    instance = DagsterInstance.get()
+    if full and instance.get_latest_materialization_event(AssetKey("ggi_weights")) is None:
+        raise VF3DInputError("ggi_weights", "no GGI weights are materialized: import the official checkpoint "
+                                            "first (materialize ggi_weights with config pretrained: "
+                                            "/path/to/checkpoint-1350; README)")
+    # tiny: GGI weights trained on the shot itself when there are none yet (full: imported, never trained here)
+    return instance, shot_stages(scene_key, style_key, ("ggi",), None if full else {"scenes": [scene_key]}), defs
+
+
+def _run(args: argparse.Namespace) -> None:
+    import time
+
+    scene_key, style_key, before, resolved = _register(args)
+    try:
+        instance, stages, defs = _shot_plan(scene_key, style_key, resolved["profile"][0] == "full")
+        from vf3d_assets.assets import ALL_ASSETS
+        from vf3d_assets.progress import StageDisplay
+        from vf3d_assets.runner import partition_key, run_stages
+
+        started = time.perf_counter()
+        with StageDisplay(verbose=args.verbose) as display:
+            run_stages(stages, instance, ALL_ASSETS, defs.resources, display, verbose=args.verbose)
+    except BaseException:
+        _restore_catalog(before)  # a failed run leaves the catalog as it was
+        raise
+    display.print_summary()
+    video = defs.resources["artifacts"].path("video", str(partition_key(scene_key, style_key)))
+    print(f"shot {scene_key} x style {style_key} in {time.perf_counter() - started:.0f} s")
+    print(f"the video: {video / 'video.mp4'}")
+
+
+def _register_command(args: argparse.Namespace) -> None:
+    """`vf3d register`: what the Blender add-on calls; prints what it needs to launch the run as JSON."""
+    scene_key, style_key, before, resolved = _register(args)
+    try:
+        instance, stages, defs = _shot_plan(scene_key, style_key, resolved["profile"][0] == "full")
+        from vf3d_assets.assets import ALL_ASSETS
+        from vf3d_assets.runner import partition_key, stages_to_run
+
+        todo = stages_to_run(stages, instance, ALL_ASSETS)
+    except BaseException:
+        _restore_catalog(before)
+        raise
+    pair = str(partition_key(scene_key, style_key))
+    print(json.dumps({"scene": scene_key, "style": style_key, "partition": pair, "location": "vf3d_assets",
+                      "video": str(defs.resources["artifacts"].path("video", pair) / "video.mp4"),
+                      "stages": [{"asset": s.asset, "partition": s.partition} for s in todo]}))
+
+
+def _shots(args: argparse.Namespace) -> None:
+    from vf3d.benchmark.user_catalog import read_user_catalog, user_catalog_path
+
+    _deployment(args)
+    data = read_user_catalog(user_catalog_path())
+    if not data["shots"]:
+        print(f"no shots registered in {user_catalog_path()} (register one with `vf3d run SHOT --style IMAGE`)")
+        return
+    from vf3d_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    from dagster import AssetKey, DagsterInstance
+    from dagster._core.definitions.data_version import StaleStatus
+
+    from vf3d_assets.assets import ALL_ASSETS
+    from vf3d_assets.definitions import defs
+    from vf3d_assets.runner import partition_key
+    from vf3d_assets.staleness import stale_resolver
+
+    instance = DagsterInstance.get()
+    resolver = stale_resolver(instance, ALL_ASSETS)
+    scenes = {s["key"]: s for s in data["scenes"]}
+    styles = {s["key"]: s for s in data["styles"]}
+    for pair in data["shots"]:
+        key = partition_key(pair["scene"], pair["style"])
+        status = resolver.get_status(AssetKey("video"), key)
+        state = {StaleStatus.FRESH: "done", StaleStatus.STALE: "stale (an input changed: `vf3d run` again)",
+                 StaleStatus.MISSING: "not run"}[status]
+        mp4 = defs.resources["artifacts"].path("video", str(key)) / "video.mp4"
+        print(f"{pair['scene']:<20} {scenes[pair['scene']]['source']}")
+        print(f"  style {pair['style']:<14} {styles[pair['style']]['reference']}"
+              + (f" + \"{styles[pair['style']]['post_prompt']}\"" if styles[pair['style']].get("post_prompt") else ""))
+        print(f"  video {state}" + (f": {mp4}" if mp4.is_file() else ""))
+
+
+def _forget(args: argparse.Namespace) -> None:
+    from vf3d.benchmark.user_catalog import forget_shot
+
+    removed = forget_shot(args.key)
+    styles = f" and style(s) {', '.join(removed['styles'])}" if removed["styles"] else ""
+    print(f"forgot shot {removed['scene']}{styles}; its files under the artifacts folder stay until you delete them")
 
 
 def _stale(args: argparse.Namespace) -> None:
@@ -151,6 +291,11 @@ def _config(args: argparse.Namespace) -> None:
     from resources.deployment import SETTINGS, config_file
 
     resolved = _deployment(args)
+    if args.home:
+        from vf3d.common.home import default_home
+
+        print(default_home().resolve())
+        return
     print(f"deployment settings (environment, then {config_file()}, then defaults):")
     for setting in SETTINGS:
         value, source = resolved[setting.key]
@@ -186,6 +331,18 @@ def _check_weights(args: argparse.Namespace) -> None:
         print(f"{row['stage']:<9} {row['component']:<36} {state:<8} {row['where']}")
 
 
+def _shot_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shot", type=Path, help=".blend with an animated camera, or .glb/.gltf/.obj with --trajectory")
+    parser.add_argument("--style", type=Path, required=True, help="the style reference image")
+    parser.add_argument("--post-prompt", default="", help="text added to the style's prompt (paper: style variation)")
+    parser.add_argument("--key", help="the shot's name in the catalog (default: from the file name)")
+    parser.add_argument("--trajectory", type=Path, help="trajectory JSON for mesh files (see README)")
+    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH)
+    parser.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
+    parser.add_argument("--replace", action="store_true", help="register an existing key anew for another file/style")
+    parser.add_argument("--profile", choices=("tiny", "full"), help="model profile for this run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vf3d", description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,11 +360,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--style", help="style key (default: the catalog's demo style)")
     d.add_argument("--profile", choices=("tiny", "full"),
                    help="model profile for this run (default: VF3D_PROFILE, vf3d.toml, else tiny)")
+    d.add_argument("--verbose", action="store_true", help="print Dagster's full event log")
     d.set_defaults(run=_demo)
+    r = sub.add_parser("run", help="register your shot and style and make its video (reruns only what is stale)")
+    _shot_arguments(r)
+    r.add_argument("--verbose", action="store_true", help="print Dagster's full event log")
+    r.set_defaults(run=_run)
+    g = sub.add_parser("register", help="register a shot and style without running; print the stages to run as "
+                                        "JSON (the Blender add-on's call)")
+    _shot_arguments(g)
+    g.set_defaults(run=_register_command)
+    sub.add_parser("shots", help="list your registered shots and styles and whether their videos are done"
+                   ).set_defaults(run=_shots)
+    f = sub.add_parser("forget", help="unregister a shot (its files stay)")
+    f.add_argument("key", help="the shot's key (`vf3d shots` lists them)")
+    f.set_defaults(run=_forget)
     c = sub.add_parser("check-weights", help="list which full-profile weights are on disk, per stage")
     c.set_defaults(run=_check_weights)
-    sub.add_parser("config", help="show the deployment settings (profile, weights, device, speed and memory "
-                   "options) and where each comes from").set_defaults(run=_config)
+    c = sub.add_parser("config", help="show the deployment settings (profile, weights, device, speed and memory "
+                       "options) and where each comes from")
+    c.add_argument("--home", action="store_true", help="print only the working folder (VF3D_HOME)")
+    c.set_defaults(run=_config)
     sub.add_parser("stale", help="list stale asset partitions and why (observes the scene/style files first)"
                    ).set_defaults(run=_stale)
     sub.add_parser("refresh", help="materialize exactly the stale partitions, following the graph downstream"
@@ -223,11 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except Exception as exc:  # noqa: BLE001 - only user-input errors are turned into one line
-        user_error = _user_error(exc)
-        if user_error is None:
-            raise
-        print(f"error: {user_error}", file=sys.stderr)
-        return 2
+        user_error = input_error_behind(exc)
+        if user_error is not None:
+            print(f"error: {user_error}", file=sys.stderr)
+            return 2
+        from vf3d_assets.runner import StageFailed
+
+        if isinstance(exc, StageFailed):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
     return 0
 
 

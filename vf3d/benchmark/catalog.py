@@ -1,8 +1,9 @@
 """The scene/style catalog: which shots and style references exist (data, not code).
 
-The shipped benchmark lives in `benchmark/catalog.json` (16 scenes x 3 styles). Users register their own
-shots in catalog files of the same format outside the benchmark, named by `VF3D_USER_CATALOG`
-(several paths separated by `os.pathsep`). Paths inside a catalog are relative to the catalog file.
+The shipped benchmark lives in `benchmark/catalog.json` (16 scenes x 3 styles). `vf3d run` registers a
+designer's shots in the working folder's catalog (`vf3d.benchmark.user_catalog`); more catalog files of the
+same format can be named by `VF3D_USER_CATALOG` (several paths separated by `os.pathsep`). Paths inside a
+catalog are relative to the catalog file.
 
 Scene entry: {"key", "category", "source" (.blend/.glb/.gltf/.obj), "trajectory" (JSON, mesh files only),
 "description", "motion", "segments", "render": {"width", "height"} (optional override; multiples of 16),
@@ -201,8 +202,13 @@ def load_catalog(paths: list[Path]) -> Catalog:
 
 
 def catalog_paths() -> list[Path]:
-    """The benchmark catalog, then any user catalogs named by VF3D_USER_CATALOG."""
+    """The benchmark catalog, the working folder's own (`<VF3D_HOME>/catalog.json`, written by `vf3d run`) if
+    there is one, then any user catalogs named by VF3D_USER_CATALOG."""
+    from vf3d.benchmark.user_catalog import user_catalog_path
+
     paths = [Path(os.environ.get(BENCHMARK_CATALOG_ENV, BENCHMARK_CATALOG))]
+    if user_catalog_path().is_file():
+        paths.append(user_catalog_path())
     extra = os.environ.get(USER_CATALOG_ENV, "")
     paths += [Path(p) for p in extra.split(os.pathsep) if p.strip()]
     return paths

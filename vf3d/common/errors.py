@@ -29,3 +29,13 @@ def read_json_object(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise VF3DInputError(path, f"a {what} JSON must be an object, got {type(data).__name__}")
     return data
+
+
+def input_error_behind(exc: BaseException) -> VF3DInputError | None:
+    """The `VF3DInputError` behind wrappers (Dagster's step failures keep it as `user_exception`), if any."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, VF3DInputError):
+            return seen
+        seen = getattr(seen, "user_exception", None) or seen.__cause__
+    return None

@@ -1,4 +1,4 @@
-"""Pictures a person looks at: edge contact sheets and flow colour-wheel images (PNG bytes)."""
+"""Pictures a person looks at: edge contact sheets, flow colour-wheel images, plots (PNG), previews (GIF)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,19 @@ from PIL import Image
 def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def animated_gif(frames: Sequence[np.ndarray], fps: float, width: int = 160) -> bytes:
+    """Every frame, scaled to `width`, as a looping GIF (the UI's video preview; GIF: every browser animates it
+    inside markdown)."""
+    if not frames:
+        raise ValueError("animated_gif needs at least one frame")
+    height = max(1, round(width * frames[0].shape[0] / frames[0].shape[1]))
+    images = [Image.fromarray(f).convert("RGB").resize((width, height), Image.BILINEAR) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(20, round(1000 / fps)), optimize=False)
     return buffer.getvalue()
 
 

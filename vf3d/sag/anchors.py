@@ -6,6 +6,7 @@ anchor k-1 warped into its view with that segment's f_N->0. Output folder::
     anchors/{frame:05d}.png   the anchor views v
     control/{frame:05d}.png   the edge condition fed to the ControlNet (edge detector on the line art)
     warped/{frame:05d}.png    the previous anchor warped into this view (guided anchors only)
+    masks/{frame:05d}.png     SAG's mask m (white = unobserved, generated freely; guided anchors only)
     anchors.json              frames, prompts, observed coverage per anchor, settings
 """
 
@@ -92,7 +93,7 @@ def generate_views(
     height, width = meta["height"], meta["width"]
     records: list[AnchorRecord] = []
     with atomic_dir(out_dir) as tmp:
-        for sub in (images, "control", "warped"):
+        for sub in (images, "control", "warped", "masks"):
             (tmp / sub).mkdir()
         previous: np.ndarray | None = None
         for k, frame in enumerate(frames):
@@ -107,7 +108,9 @@ def generate_views(
                                            "nearest" if settings.resampling == "nearest" else "bilinear")
                 Image.fromarray(warped).save(tmp / "warped" / f"{frame:05d}.png")
                 observed = float(valid.mean())
-                replaced = float((unobserved_mask(valid, settings) == 0).mean()) if settings.replacement else 0.0
+                mask = unobserved_mask(valid, settings)
+                Image.fromarray((mask * 255).round().astype(np.uint8)).save(tmp / "masks" / f"{frame:05d}.png")
+                replaced = float((mask == 0).mean()) if settings.replacement else 0.0
             result = sag(prompts[k], control, height, width, warped=warped, valid=valid, settings=settings,
                          generator=generator_for(k if settings.seed_per_anchor else 0))
             result.image.save(tmp / images / f"{frame:05d}.png")

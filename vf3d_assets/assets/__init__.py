@@ -1,7 +1,7 @@
 """Every asset of the pipeline, in graph order (definitions, the stale-partition sensor and the CLI share it)."""
 
 from vf3d_assets.assets.baselines import video_anchor_warp, video_per_frame, video_sag_dense
-from vf3d_assets.assets.evaluation import METRICS_ASSETS, benchmark_report, metrics
+from vf3d_assets.assets.evaluation import METRICS_ASSETS, benchmark_report
 from vf3d_assets.assets.ggi import (ggi_training_set, ggi_weights, ggi_weights_hed, ggi_weights_no_structure, video,
                                     video_bidirectional, video_ggi_hed, video_ggi_no_structure, warped_noise)
 from vf3d_assets.assets.sag import anchors, style_lora

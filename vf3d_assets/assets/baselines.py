@@ -1,5 +1,5 @@
-"""Baseline videos on the benchmark's partitions (`vf3d.baselines.methods`): every frame from SAG or the style ControlNet,
-and the anchors warped by the mesh flows. The GGI-sampled methods (bidirectional, the Table 3 ablations) are
+"""Baseline videos on the benchmark's partitions (`vf3d.baselines.methods`): every frame from SAG or the style
+ControlNet, and the anchors warped by the mesh flows. The GGI-sampled methods (bidirectional, the Table 3 ablations) are
 in `vf3d_assets.assets.ggi`."""
 
 import numpy as np
@@ -18,6 +18,7 @@ from vf3d.sag.style_lora import load_style_lora, sampling_prompt
 from vf3d_assets.assets.ggi import video_asset_name
 from vf3d_assets.assets.sag import anchors, style_lora
 from vf3d_assets.assets.scenes import guidance
+from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import method_display, save_method_video
 from vf3d_assets.partitions import catalog, from_scene, from_style, scene_style_partitions
 
@@ -55,8 +56,9 @@ def dense_video_asset(method_key: str) -> AssetsDefinition:
                 sampling_prompt(prompts, style.identifier, style.post_prompt),
                 models.edges(device.torch_device(), device.torch_dtype()), models.preset(SAG_PRESETS, config.preset),
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k), method_key,
-                lambda done, total: done % 10 == 0 and context.log.info(f"frame {done}/{total}"))
-        return save_method_video(out, frames, method_key, models.profile, config.fps, device.record())
+                step_progress(context, "frames", every=10))
+        return save_method_video(out, frames, method_key, models.profile, config.fps, device.record(),
+                                 edges_dir=guidance_dir / "edges")
 
     return dense_video
 
@@ -70,10 +72,11 @@ video_per_frame = dense_video_asset("per_frame")
        description=f"{method_display('anchor_warp')}: the pseudo-GT reference as a video (no generation).")
 def video_anchor_warp(context: AssetExecutionContext, config: BaselineVideoConfig, artifacts: ArtifactStore,
                       models: ModelStore) -> MaterializeResult:
-    geometry = ShotGeometry.load(artifacts.path("guidance", context.partition_key.keys_by_dimension["scene"]))
+    guidance_dir = artifacts.path("guidance", context.partition_key.keys_by_dimension["scene"])
+    geometry = ShotGeometry.load(guidance_dir)
     anchor_dir = artifacts.path("anchors", context.partition_key) / "anchors"
     anchor_images = {int(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in sorted(anchor_dir.glob("*.png"))}
     frames = anchor_warp_video(anchor_images, geometry.depth, geometry.c2w, geometry.intrinsics)
     return save_method_video(artifacts.path(video_asset_name("anchor_warp"), context.partition_key), frames,
                              "anchor_warp", models.profile, config.fps, {"device": "cpu"},
-                             {"anchor_frames": sorted(anchor_images)})
+                             {"anchor_frames": sorted(anchor_images)}, edges_dir=guidance_dir / "edges")

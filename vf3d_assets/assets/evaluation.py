@@ -88,12 +88,13 @@ def metrics_asset(method_key: str = "ggi", code_version: str = METRICS_CODE_VERS
         geometry = ShotGeometry.load(guidance_dir)
         frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((video_dir / "frames").glob("*.png"))]
         anchor_dir = artifacts.path("anchors", context.partition_key) / "anchors"
-        anchor_images = {int(p.stem): np.asarray(Image.open(p).convert("RGB")) for p in sorted(anchor_dir.glob("*.png"))}
+        anchor_images = {int(p.stem): np.asarray(Image.open(p).convert("RGB"))
+                         for p in sorted(anchor_dir.glob("*.png"))}
         reference = np.asarray(Image.open(catalog.style(style_key).reference).convert("RGB"))
         device = gpu.settings()
+        metric_models = models.metric_models(device.torch_device(), device.torch_dtype(), config.aesthetic_head)
         values = evaluate_video(frames, anchor_images, reference, geometry.depth, geometry.c2w, geometry.intrinsics,
-                                models.metric_models(device.torch_device(), device.torch_dtype(), config.aesthetic_head),
-                                config.psnr_d_background)
+                                metric_models, config.psnr_d_background)
         video_info = json.loads((video_dir / "video.json").read_text())
         record = {"scene": scene_key, "style": style_key, "category": catalog.scene(scene_key).category,
                   "method": method_key, "generation_profile": video_info["profile"],

@@ -41,6 +41,7 @@ from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance
+from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown, method_display, save_method_video
 from vf3d_assets.partitions import catalog, from_scene, scene_partitions, scene_style_partitions
 
@@ -229,9 +230,9 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
         # the start (and so give new weights, making the videos stale) instead of resuming a finished run.
         base_model = models.profile if models.profile == "tiny" else "|".join(map(str, models.locations().ggi_files()))
         run_key = training_run_key(content_hash(clips_dir), settings, f"{base_model}|structure={structure}")
+        steps = step_progress(context, "training steps", every=10)
         losses = trainer.train(None, out / "checkpoints", batches=batches, run_key=run_key,
-                               progress=lambda step, loss: step % 10 == 0 and context.log.info(
-                                   f"step {step}: loss {loss:.4f}"))
+                               progress=lambda step, loss: steps(step, settings.steps))
         after = trainer.evaluate(batches)
         trainer.export(weights, losses)
         return MaterializeResult(
@@ -309,10 +310,11 @@ def ggi_video_asset(method_key: str = "ggi") -> AssetsDefinition:
                 lambda k: load_file(noise_dir / f"seg{k:03d}.safetensors")["noise"],
                 models.edges(device.torch_device(), device.torch_dtype()), settings, prompt,
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
-                lambda done, total: context.log.info(f"segment {done}/{total}"))
+                step_progress(context, "segments"))
         return save_method_video(artifacts.path(name, context.partition_key), frames, method_key, models.profile,
                                  config.fps, device.record(),
-                                 {"prompt": prompt, "prompt_source": prompt_source, "structure": settings.structure})
+                                 {"prompt": prompt, "prompt_source": prompt_source, "structure": settings.structure},
+                                 edges_dir=guidance_dir / "edges")
 
     return video_of_method
 

@@ -33,6 +33,7 @@ from vf3d.sag.style_lora import (LORA_PRESETS, StyleExample, StyleLoRATrainer, l
 from vf3d.sag.style_lora import import_xflux_lora as import_xflux_lora_file
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.assets.styles import style_reference
+from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown
 from vf3d_assets.partitions import catalog, from_scene, from_style, scene_style_partitions, style_partitions
 
@@ -91,8 +92,8 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         for prompt, entry in zip(training_prompts(list(styles), settings), styles.values()):
             image = Image.open(entry.reference).convert("RGB")
             examples.append(StyleExample(image, Image.fromarray(as_rgb(hed(np.asarray(image)))), prompt))
-        result = trainer.train(examples, lambda step, loss: step % 50 == 0 and context.log.info(
-            f"step {step}: loss {loss:.4f}"))
+        steps = step_progress(context, "LoRA steps", every=50)
+        result = trainer.train(examples, lambda step, loss: steps(step, settings.steps))
         example = examples[0]
     out = artifacts.path("style_lora", context.partition_key)
     trainer.save(out, result)
@@ -129,6 +130,17 @@ def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) 
                                                     "ControlNet's) blocks and shapes",
                                         metadata={"tensors_verified": report["tensors_verified"],
                                                   "controlnet_tensors_verified": controlnet_verified})])
+
+
+def anchor_rows(out: Path, frames: list[int]) -> list[np.ndarray]:
+    """Per anchor: the anchor, the previous anchor warped into it, SAG's mask (black where there is none)."""
+    pictures = []
+    for frame in frames:
+        anchor = np.asarray(Image.open(out / "anchors" / f"{frame:05d}.png").convert("RGB"))
+        guidance = [out / sub / f"{frame:05d}.png" for sub in ("warped", "masks")]
+        pictures += [anchor] + [np.asarray(Image.open(p).convert("RGB")) if p.is_file() else np.zeros_like(anchor)
+                                for p in guidance]
+    return pictures
 
 
 class AnchorsConfig(Config):
@@ -173,9 +185,8 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
                                                    for s in styles],
             models.edges(device.torch_device(), device.torch_dtype()), settings,
             lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
-            lambda done, total: context.log.info(f"anchor {done}/{total}"))
+            step_progress(context, "anchors"))
     pictures = [np.asarray(Image.open(out / "anchors" / f"{r.frame:05d}.png")) for r in records]
-    warps = [np.asarray(Image.open(p)) for p in sorted((out / "warped").glob("*.png"))]
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={
@@ -183,8 +194,10 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
             "profile": models.profile,
             "device": MetadataValue.json(device.record()),
             "anchors": image_markdown(contact_sheet(pictures, columns=4, thumb_width=200), "anchor views"),
-            "warped_previews": image_markdown(contact_sheet(warps, columns=4, thumb_width=200), "warped anchors")
-            if warps else MetadataValue.text("single anchor"),
+            "anchors_warped_and_masks": image_markdown(
+                contact_sheet(anchor_rows(out, [r.frame for r in records]), columns=3, thumb_width=200),
+                "each anchor (left), the previous anchor warped into it (middle), SAG's mask m (right, white = "
+                "generated freely)"),
             "anchor_frames": MetadataValue.json([r.frame for r in records]),
             "observed_fraction": MetadataValue.json([round(r.observed_fraction, 4) for r in records]),
             "replaced_fraction": MetadataValue.json([round(r.replaced_fraction, 4) for r in records]),

@@ -26,6 +26,7 @@ from vf3d.common.errors import VF3DInputError
 from vf3d.common.hashing import content_hash
 from vf3d.common.visualize import contact_sheet, flow_to_rgb
 from vf3d.preprocess.guidance import describe_shot
+from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown
 from vf3d_assets.partitions import catalog, scene_partitions
 
@@ -88,11 +89,7 @@ def guidance(context: AssetExecutionContext, config: GuidanceConfig, artifacts: 
     entry = catalog.scene(context.partition_key)
     out = artifacts.path("guidance", context.partition_key)
 
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 23 == 0:
-            context.log.info(f"rendered {done}/{total} frames")
-
-    stats = blender.render_guidance(entry, out, progress)
+    stats = blender.render_guidance(entry, out, step_progress(context, "frames rendered", every=23))
     edges = [np.asarray(Image.open(out / "edges" / f"{i:05d}.png")) for i in range(stats.num_frames)]
     picks = np.linspace(0, stats.num_frames - 1, min(12, stats.num_frames)).round().astype(int)
     with np.load(out / "flows" / "seg000.npz") as first:

@@ -1,0 +1,125 @@
+"""A designer's way in: `vf3d run` for their own shot (registered in the working folder's catalog, rerun only
+what an edit made stale), `vf3d shots`, `vf3d forget`, readable progress (tiny, CPU, real subprocesses)."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import blender_scenes
+import pytest
+from conftest import assert_one_line_error, run_cli
+from PIL import Image
+from rich.console import Console
+
+from vf3d_assets.progress import StageDisplay, step_progress
+
+
+def vf3d(home, *argv, check=True):
+    env = {**os.environ, "VF3D_HOME": str(home), "VF3D_PROFILE": "tiny"}
+    env.pop("VF3D_USER_CATALOG", None)  # the working folder's catalog alone must be enough
+    env.pop("DAGSTER_HOME", None)
+    result = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", *map(str, argv)], capture_output=True,
+                            text=True, env=env, timeout=900)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def stage_lines(stdout):
+    return {line.split(":")[0]: line.split(": ")[1].split(" (")[0] for line in stdout.splitlines()
+            if line.endswith(" s)") and ": " in line}
+
+
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("designer")
+    blender_scenes.dolly_over_plane(folder / "my shot.blend", frames=8, step=0.05, occluder=True)
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(folder / "blue.png")
+    return folder
+
+
+def test_run_registers_renders_and_reruns_only_what_an_edit_made_stale(shot, tmp_path):
+    home = tmp_path / "home"
+    first = vf3d(home, "run", shot / "my shot.blend", "--style", shot / "blue.png", "--width", 64, "--height", 48)
+    assert "DEBUG" not in first.stdout + first.stderr and len(first.stdout.splitlines()) < 20
+    ran = stage_lines(first.stdout)
+    assert set(ran) == {"scene[my_shot]", "guidance[my_shot]", "warped_noise[my_shot]", "style_lora[blue]",
+                        "ggi_training_set", "ggi_weights", "anchors[my_shot|blue]", "video[my_shot|blue]",
+                        "metrics[my_shot|blue]"} and set(ran.values()) == {"ran"}
+    mp4 = home / "artifacts" / "video" / "my_shot__blue" / "video.mp4"
+    assert first.stdout.strip().splitlines()[-1] == f"the video: {mp4}" and mp4.is_file()
+    catalog = json.loads((home / "catalog.json").read_text())
+    assert catalog["shots"] == [{"scene": "my_shot", "style": "blue"}]
+    # the UI and every later command find the shot without any environment variable but VF3D_HOME
+    keys = vf3d(home, "shots").stdout
+    assert "my_shot" in keys and f"video done: {mp4}" in keys
+
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(shot / "blue.png")  # the designer edits the reference
+    second = vf3d(home, "run", shot / "my shot.blend", "--style", shot / "blue.png", "--width", 64, "--height", 48,
+                  "--verbose")
+    assert "DEBUG" in second.stdout + second.stderr  # the full event log only on request
+    ran = stage_lines(second.stdout)
+    assert {k for k, v in ran.items() if v == "ran"} == {"style_lora[blue]", "anchors[my_shot|blue]",
+                                                         "video[my_shot|blue]", "metrics[my_shot|blue]"}
+    assert ran["guidance[my_shot]"] == "up to date" and ran["ggi_weights"] == "up to date"
+
+    # another file under the same key asks for --replace; the catalog stays as it was
+    other = shot / "other.blend"
+    other.write_bytes((shot / "my shot.blend").read_bytes())
+    before = (home / "catalog.json").read_text()
+    refused = vf3d(home, "run", other, "--key", "my_shot", "--style", shot / "blue.png", "--width", 64,
+                   "--height", 48, check=False)
+    assert refused.returncode == 2 and "--replace" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert (home / "catalog.json").read_text() == before
+
+    forgot = vf3d(home, "forget", "my_shot").stdout
+    assert "forgot shot my_shot and style(s) blue" in forgot and mp4.is_file()  # its files stay
+    assert "no shots registered" in vf3d(home, "shots").stdout
+
+
+def test_bad_input_is_one_line_before_anything_is_registered(shot, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VF3D_HOME", str(tmp_path / "home"))
+    code, err = run_cli(capsys, "run", shot / "my shot.blend", "--style", shot / "missing.png")
+    assert_one_line_error(code, err, "missing.png", "not found")
+    code, err = run_cli(capsys, "run", shot / "blue.png", "--style", shot / "blue.png")
+    assert_one_line_error(code, err, "blue.png", "not a shot file")
+    code, err = run_cli(capsys, "forget", "nothing")
+    assert_one_line_error(code, err, "catalog.json", "no registered shot 'nothing'")
+    assert not (tmp_path / "home" / "catalog.json").exists()
+
+
+def test_a_failed_run_leaves_the_catalog_as_it_was(shot, tmp_path, capsys, monkeypatch):
+    import vf3d_assets.runner as runner
+
+    def fail(stages, *args, **kwargs):
+        raise runner.StageFailed(stages[-1], "RuntimeError: out of memory", "0123456789")
+
+    monkeypatch.setenv("VF3D_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(runner, "run_stages", fail)
+    code, err = run_cli(capsys, "run", shot / "my shot.blend", "--style", shot / "blue.png", "--width", "64",
+                        "--height", "48")
+    assert code == 1 and err.count("\n") == 0 and "metrics[my_shot|blue] failed: RuntimeError: out of memory" in err
+    assert not (tmp_path / "home" / "catalog.json").exists()
+
+
+def test_progress_shows_a_stages_own_steps_and_a_summary():
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    logged = []
+    context = SimpleNamespace(log=SimpleNamespace(info=logged.append))
+    with StageDisplay(console, verbose=True) as display:
+        with display.stage("style_lora[blue]") as finish:
+            report = step_progress(context, "LoRA steps", every=2)
+            for step in range(1, 4):
+                report(step, 3)
+            task = display.progress.tasks[0]
+            assert (task.completed, task.total, task.fields["unit"]) == (3, 3, "LoRA steps")
+            finish("ran")
+        with display.stage("guidance[a]") as finish:
+            finish("up to date")
+    display.print_summary()
+    assert logged == ["LoRA steps 2/3", "LoRA steps 3/3"]  # the run log gets every `every`-th step and the last
+    assert [s[:2] for s in display.summary] == [("style_lora[blue]", "ran"), ("guidance[a]", "up to date")]
+    assert "1 stage(s) ran, 1 up to date" in console.file.getvalue()
