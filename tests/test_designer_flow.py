@@ -117,9 +117,22 @@ def test_progress_shows_a_stages_own_steps_and_a_summary():
             task = display.progress.tasks[0]
             assert (task.completed, task.total, task.fields["unit"]) == (3, 3, "LoRA steps")
             finish("ran")
+        with display.stage("video[a|blue]") as finish:
+            segments, denoising = step_progress(context, "segments"), step_progress(context, "denoising steps", 0)
+            for segment in range(1, 3):
+                for step in range(1, 31):
+                    denoising(step, 30)
+                segments(segment, 2)
+            video, inner = display.progress.tasks[1:]  # the segments' line, and the steps of the current one
+            assert (video.completed, video.fields["unit"], inner.completed, inner.fields["unit"]) == \
+                (2, "segments", 30, "denoising steps")
+            finish("ran")
+        assert len(display.progress.tasks) == 2  # the inner line goes with its stage
         with display.stage("guidance[a]") as finish:
             finish("up to date")
     display.print_summary()
-    assert logged == ["LoRA steps 2/3", "LoRA steps 3/3"]  # the run log gets every `every`-th step and the last
-    assert [s[:2] for s in display.summary] == [("style_lora[blue]", "ran"), ("guidance[a]", "up to date")]
-    assert "1 stage(s) ran, 1 up to date" in console.file.getvalue()
+    # the run log gets every `every`-th step and the last; denoising steps only reach the terminal
+    assert logged == ["LoRA steps 2/3", "LoRA steps 3/3", "segments 1/2", "segments 2/2"]
+    assert [s[:2] for s in display.summary] == [("style_lora[blue]", "ran"), ("video[a|blue]", "ran"),
+                                                ("guidance[a]", "up to date")]
+    assert "2 stage(s) ran, 1 up to date" in console.file.getvalue()

@@ -177,3 +177,59 @@ def test_partition_metadata_picture_renders(page, asset, partition, key):
             assert fits and width <= 800, width
     finally:
         page.screenshot(path=ARTIFACTS / f"ui_{asset}_{key}.png")
+
+
+def _graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"content-type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=60))["data"]
+
+
+def test_blender_addon_renders_a_shot_through_the_running_ui(ui, demo_home, tmp_path):
+    """The add-on, installed from the zip `vf3d blender-addon` writes, in headless Blender (bpy): refusals are one
+    line and register nothing; a real press registers the shot, launches its stages on the `vf3d ui` of this module
+    and, once the run is done, the mp4 is a strip in the Video Sequencer."""
+    import blender_scenes
+
+    env = _demo_env(demo_home)
+    vf3d = Path(sys.executable).with_name("vf3d")
+    written = subprocess.run([str(vf3d), "blender-addon", "--out", str(tmp_path / "addon")], capture_output=True,
+                             text=True, env=env, timeout=120, check=True)
+    addon_zip = tmp_path / "addon" / "vf3d_render.zip"
+    assert f"the add-on: {addon_zip}" in written.stdout
+    blender_scenes.dolly_over_plane(tmp_path / "my shot.blend", frames=8, step=0.05, occluder=True)
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(tmp_path / "blue.png")
+    catalog = demo_home / "catalog.json"
+    driver = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("blender_addon_driver.py")), str(addon_zip),
+         str(tmp_path / "my shot.blend"), str(tmp_path / "blue.png"), ui, str(vf3d), str(tmp_path / "seen.json"),
+         str(catalog)],
+        capture_output=True, text=True, timeout=1200, cwd=tmp_path,
+        env={**env, "BLENDER_USER_RESOURCES": str(tmp_path / "blender")})  # the add-on installs here, not in ~
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    seen = json.loads((tmp_path / "seen.json").read_text())
+
+    assert seen["panel"]
+    expected = {"no style image": "choose a style reference image", "instance not running": "start it with `vf3d ui`",
+                "no camera": "has no active camera", "no animation": "camera 'Camera' is not animated"}
+    for case, text in expected.items():
+        assert seen["errors"][case].startswith("Error: ") and text in seen["errors"][case], (case, seen["errors"])
+        assert "\n" not in seen["errors"][case]
+    assert not seen["registered_after_errors"]
+
+    mp4 = demo_home / "artifacts" / "video" / "my_shot__blue" / "video.mp4"
+    assert seen["render"] == "" and seen["backfill_id"], seen
+    statuses = seen["statuses"]
+    assert statuses[0] == "running: 0/7 stages done" and statuses[-1] == f"done: {mp4}", statuses
+    assert mp4.is_file() and seen["strips"] == [{"type": "MOVIE", "filepath": str(mp4), "frames": 8}]
+    assert seen["shot_scene_strips"] == 0
+    # registered in the working folder's catalog, from vf3d's own copy of the scene
+    registered = json.loads(catalog.read_text())
+    assert registered["shots"] == [{"scene": "my_shot", "style": "blue"}]
+    assert registered["scenes"][0]["source"] == str(demo_home / "shots" / "my_shot.blend")
+    # and it went through Dagster: the video partition was materialized by a run of the add-on's backfill
+    video = _graphql(ui, '{ assetOrError(assetKey: {path: ["video"]}) { ... on Asset { '
+                         'assetMaterializations(partitions: ["my_shot|blue"], limit: 1) { runId } } } }')
+    run_id = video["assetOrError"]["assetMaterializations"][0]["runId"]
+    tags = _graphql(ui, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ tags {{ key value }} }} }} }}')
+    assert {"key": "dagster/backfill", "value": seen["backfill_id"]} in tags["runOrError"]["tags"]

@@ -302,6 +302,35 @@ def _config(args: argparse.Namespace) -> None:
         print(f"  {setting.key:<18} {value or '(empty)':<12} {setting.env} <- {source}")
 
 
+ADDON = Path(__file__).resolve().parent / "blender_addon" / "vf3d_render"
+ADDON_ZIP = "vf3d_render.zip"
+
+
+def _blender_addon(args: argparse.Namespace) -> None:
+    """Write the Blender add-on as an installable zip (Blender: Preferences > Add-ons > Install from Disk)."""
+    import zipfile
+
+    from vf3d.common.atomic import atomic_file
+
+    target = args.out / ADDON_ZIP
+    members = {f"{ADDON.name}/{p.relative_to(ADDON).as_posix()}": p.read_bytes() for p in sorted(ADDON.rglob("*.py"))}
+    if target.exists():  # replace only a zip of this add-on (one vf3d wrote), never someone else's file
+        try:
+            with zipfile.ZipFile(target) as existing:
+                ours = set(existing.namelist()) <= set(members) | {f"{ADDON.name}/"}
+        except (zipfile.BadZipFile, OSError):
+            ours = False
+        if not ours:
+            raise VF3DInputError(target, "exists and is not a vf3d add-on zip; choose another --out")
+    with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    print(f"the add-on: {target}")
+    print("install it in Blender: Edit > Preferences > Add-ons > Install from Disk (or drag the zip onto Blender), "
+          "then enable 'vf3d: Render with VideoFrom3D'; its panel is in Properties > Output > vf3d. "
+          "Start `vf3d ui` first: the add-on sends shots to it.")
+
+
 def _weight_rows() -> tuple[Path, list[dict]]:
     """The weights folder, and one row per full-profile component (models and metrics): present, where."""
     from evaluation.models import find_metric_weights
@@ -385,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                    ).set_defaults(run=_stale)
     sub.add_parser("refresh", help="materialize exactly the stale partitions, following the graph downstream"
                    ).set_defaults(run=_stale)
+    b = sub.add_parser("blender-addon", help="write the Blender add-on (Render with vf3d) as an installable zip")
+    b.add_argument("--out", type=Path, required=True, help=f"folder for {ADDON_ZIP}")
+    b.set_defaults(run=_blender_addon)
     u = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
     u.add_argument("--port", type=int, default=3000)
     u.set_defaults(run=_ui)

@@ -16,14 +16,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+INNER_UNIT = "denoising steps"
+"""Steps inside a stage's own steps (each anchor or segment restarts them): shown on a line of their own."""
 _listener: Callable[[int, int, str], None] | None = None
 
 
 def step_progress(context, unit: str, every: int = 1) -> Callable[[int, int], None]:
-    """A (done, total) callback for a stage's steps: logged every `every` steps, shown live in the terminal."""
+    """A (done, total) callback for a stage's steps: logged every `every` steps and at the last (never with
+    `every=0`: denoising steps, which restart per anchor or segment), shown live in the terminal."""
 
     def report(done: int, total: int) -> None:
-        if done % every == 0 or done == total:
+        if every and (done % every == 0 or done == total):
             context.log.info(f"{unit} {done}/{total}")
         if _listener is not None:
             _listener(done, total, unit)
@@ -59,17 +62,25 @@ class StageDisplay:
         """Show `name` running; yields `finish(outcome)` to call with 'ran' or 'up to date'."""
         global _listener
         task = self.progress.add_task(escape(name), total=None, unit="")
+        inner: list[int] = []  # denoising steps of the current anchor or segment: a second line below
         started = time.perf_counter()
         outcome = {"text": "failed"}
 
         def on_step(done: int, total: int, unit: str) -> None:
-            self.progress.update(task, completed=done, total=total, unit=unit)
+            if unit != INNER_UNIT:
+                self.progress.update(task, completed=done, total=total, unit=unit)
+                return
+            if not inner:
+                inner.append(self.progress.add_task("", total=total, unit=unit))
+            self.progress.update(inner[0], completed=done, total=total)
 
         _listener = on_step
         try:
             yield lambda text: outcome.update(text=text)
         finally:
             _listener = None
+            for sub in inner:
+                self.progress.remove_task(sub)
             seconds = time.perf_counter() - started
             self.progress.update(task, description=escape(f"{name}: {outcome['text']}"), total=1, completed=1)
             self.summary.append((name, outcome["text"], seconds))

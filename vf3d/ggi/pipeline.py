@@ -11,7 +11,7 @@ are cut back to the segment's 46 (official code: chaining keeps frames[:-3]).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -174,9 +174,11 @@ def check_sample_size(transformer_config: dict, vae_scale: int, height: int, wid
 class GGIPipeline:
     """CogVideoX I2V sampling with both anchors and edge guidance; components come in, nothing loads."""
 
-    def __init__(self, components: GGIComponents):
+    def __init__(self, components: GGIComponents, on_step: Callable[[int, int], None] | None = None):
         self.components = components
         self.pipe = components.pipeline()
+        self.on_step = on_step
+        """Called with (step, steps) after every denoising step (the terminal's and the run log's progress)."""
 
     def scheduler(self, sampler: Sampler):
         """The sampler for `GGISettings.sampler`: the model's own scheduler, or CogVideoX's DPM from its config."""
@@ -340,6 +342,8 @@ class GGIPipeline:
                     latents = pipe.scheduler.step(model_output, t, latents, generator=generator, return_dict=False)[0]
                 latents = latents.to(dtype)
                 progress_bar.update()
+                if self.on_step:
+                    self.on_step(i + 1, len(timesteps))
         # 8. Decode and keep the segment's frames (the last num_frames - segment_frames repeat v_N)
         video = pipe.video_processor.postprocess_video(video=pipe.decode_latents(latents), output_type="np")[0]
         frames = (np.clip(video, 0.0, 1.0) * 255).round().astype(np.uint8)  # (F, H, W, 3)

@@ -106,8 +106,10 @@ class SAGOutput:
 class SAGPipeline:
     """FLUX ControlNet sampling with Sparse Appearance-guided Sampling; components come in, nothing loads."""
 
-    def __init__(self, pipeline: FluxControlNetPipeline):
+    def __init__(self, pipeline: FluxControlNetPipeline, on_step: Callable[[int, int], None] | None = None):
         self.pipe = pipeline
+        self.on_step = on_step
+        """Called with (step, steps) after every denoising step (the terminal's and the run log's progress)."""
 
     def check_inputs(self, height: int, width: int, warped: np.ndarray | None, valid: np.ndarray | None) -> None:
         multiple = self.pipe.vae_scale_factor * 2
@@ -257,6 +259,8 @@ class SAGPipeline:
                     prediction = negative + settings.true_cfg_scale * (prediction - negative)
                 latents = pipe.scheduler.step(prediction, t, latents, return_dict=False)[0]
                 progress_bar.update()
+                if self.on_step:
+                    self.on_step(i + 1, len(timesteps))
         latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
         latents = latents / pipe.vae.config.scaling_factor + pipe.vae.config.shift_factor
         return pipe.image_processor.postprocess(pipe.vae.decode(latents, return_dict=False)[0], output_type="pil")[0]

@@ -52,7 +52,8 @@ def dense_video_asset(method_key: str) -> AssetsDefinition:
             device.place(pipe)
             pipe.set_progress_bar_config(disable=True)
             frames = generate_every_frame(
-                SAGPipeline(pipe), guidance_dir, artifacts.path(f"{name}_views", context.partition_key),
+                SAGPipeline(pipe, step_progress(context, "denoising steps", every=0)), guidance_dir,
+                artifacts.path(f"{name}_views", context.partition_key),
                 sampling_prompt(prompts, style.identifier, style.post_prompt),
                 models.edges(device.torch_device(), device.torch_dtype()), models.preset(SAG_PRESETS, config.preset),
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k), method_key,

@@ -302,7 +302,8 @@ def ggi_video_asset(method_key: str = "ggi") -> AssetsDefinition:
             context.log.info(f"prompt: {prompt!r}")
         meta = json.loads((guidance_dir / "meta.json").read_text())
         with device.oom_advice(name, meta["width"], meta["height"]):
-            ggi = GGIPipeline(models.ggi(device.torch_dtype(), weights))
+            ggi = GGIPipeline(models.ggi(device.torch_dtype(), weights),
+                              step_progress(context, "denoising steps", every=0))
             device.place(ggi.pipe)
             ggi.set_progress_bar_config(disable=True)
             frames = generate_video(

@@ -181,8 +181,8 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
         pipe.set_progress_bar_config(disable=True)
         out = artifacts.path("anchors", context.partition_key)
         records = generate_anchors(
-            SAGPipeline(pipe), guidance_dir, out, [sampling_prompt(lora_prompts, s.identifier, s.post_prompt)
-                                                   for s in styles],
+            SAGPipeline(pipe, step_progress(context, "denoising steps", every=0)), guidance_dir, out,
+            [sampling_prompt(lora_prompts, s.identifier, s.post_prompt) for s in styles],
             models.edges(device.torch_device(), device.torch_dtype()), settings,
             lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
             step_progress(context, "anchors"))
