@@ -23,6 +23,7 @@ from pathlib import Path
 from dagster import EnvVar
 
 from resources.artifacts import default_home
+from resources.devices import parse_devices
 from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.errors import VF3DInputError
@@ -53,10 +54,12 @@ SETTINGS = (
     Setting("cache", "gpu", "none"),
     Setting("compile", "gpu", "none"),
     Setting("attention_backend", "gpu", "native"),
+    Setting("gpus", "gpu", "auto"),
     Setting("methods", "jobs", ",".join(DEFAULT_METHODS)),
 )
-"""`methods`: the methods (`vf3d.baselines.methods.METHODS`) the shot and training jobs run, comma-separated; every
-method's assets stay in the UI either way."""
+"""`gpus`: the workstation's devices, one GPU step each at a time ("auto": every visible CUDA device, else one
+CPU slot; "0,1,2,3"; "cpu,cpu"; `resources.devices`). `methods`: the methods (`vf3d.baselines.methods.METHODS`)
+the shot and training jobs run, comma-separated; every method's assets stay in the UI either way."""
 
 
 def config_file(home: Path | None = None) -> Path:
@@ -114,7 +117,11 @@ def check_deployment(environ: MutableMapping[str, str] = os.environ, home: Path 
         selected_methods(resolved["methods"][0])
     except ValueError as exc:
         raise VF3DInputError(where["methods"], str(exc)) from None
-    gpu = {s.key: resolved[s.key][0] for s in SETTINGS if s.resource == "gpu"}
+    gpu = {s.key: resolved[s.key][0] for s in SETTINGS if s.resource == "gpu" and s.key != "gpus"}
+    try:
+        parse_devices(resolved["gpus"][0])
+    except ValueError as exc:
+        raise VF3DInputError(where["gpus"], str(exc)) from None
     try:
         DeviceSettings(**gpu)
     except ValueError as exc:

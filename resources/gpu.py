@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 import torch
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
+from resources.artifacts import default_home
+from resources.devices import Device, lease_device, parse_devices
 from vf3d.models.device import DeviceSettings
 
 GPU_POOL = "gpu"
-"""Concurrency pool of GPU-bound assets (`@asset(pool=GPU_POOL)`); its limit is set in deploy/dagster.yaml."""
+"""Concurrency pool of every asset that uses this resource (`@asset(pool=GPU_POOL)`): one slot per device
+(`vf3d_assets.instance.sync_gpu_pool`)."""
 
 
 class GPU(ConfigurableResource):
@@ -36,11 +44,38 @@ class GPU(ConfigurableResource):
     """A diffusers attention backend (`set_attention_backend`), e.g. "flash", "_native_cudnn", "sage"."""
     seed: int = 0
     """Seed of the pipelines' generator."""
+    gpus: str = "auto"
+    """The workstation's devices ("auto", "0,1,2,3", "cpu,cpu"; `resources.devices`): each step leases one."""
+    _leased: Device | None = PrivateAttr(default=None)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[GPU]:
+        """Lease one free device for the step's whole duration (released when the step ends or its process
+        dies), and make it the step's device."""
+        owner = f"run {context.run_id or '?'} pid {os.getpid()}"
+        log = context.log.info if context.log is not None else None
+        with lease_device(parse_devices(self.gpus), default_home(), owner, log) as device:
+            if device.torch_device.startswith("cuda"):
+                torch.cuda.set_device(torch.device(device.torch_device))  # implicit "cuda" means this one too
+            self._leased = device
+            if context.log is not None:
+                context.log.info(f"leased device {device.name}")
+            try:
+                yield self
+            finally:
+                self._leased = None
 
     def settings(self) -> DeviceSettings:
-        return DeviceSettings(device=self.device, dtype=self.dtype, offload=self.offload, vae=self.vae,
-                              cache=self.cache, compile=self.compile, attention_backend=self.attention_backend,
-                              seed=self.seed)
+        settings = DeviceSettings(device=self.device, dtype=self.dtype, offload=self.offload, vae=self.vae,
+                                  cache=self.cache, compile=self.compile, attention_backend=self.attention_backend,
+                                  seed=self.seed)
+        if self._leased is not None and self.device != "cpu":  # "cpu" stays the CPU whatever the slot
+            settings = replace(settings, device=self._leased.torch_device)
+        return settings
+
+    def record(self) -> dict[str, Any]:
+        """`DeviceSettings.record()` plus the leased device (metadata: which slot ran the step)."""
+        return {**self.settings().record(), "slot": self._leased.name if self._leased else None}
 
     def torch_device(self) -> torch.device:
         return self.settings().torch_device()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -38,7 +39,7 @@ def _deployment(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from vf3d_assets.instance import ensure_dagster_home
+    from vf3d_assets.instance import ensure_dagster_home, open_instance
 
     if _deployment(args)["profile"][0] == "full":  # every checkpoint the demo reads, before any work starts
         weights_dir, rows = _weight_rows()
@@ -49,7 +50,7 @@ def _demo(args: argparse.Namespace) -> None:
                                               f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
                                               "`vf3d check-weights` lists where each was looked for")
     home = ensure_dagster_home()
-    from dagster import AssetKey, DagsterInstance
+    from dagster import AssetKey
 
     from vf3d_assets.assets import ALL_ASSETS
     from vf3d_assets.definitions import defs, methods
@@ -62,7 +63,7 @@ def _demo(args: argparse.Namespace) -> None:
     style_key = args.style or (catalog.demo[1] if catalog.demo else sorted(catalog.styles)[0])
     catalog.scene(scene_key), catalog.style(style_key)  # a bad key fails here, with the list of known keys
     check_partition_inputs(catalog, scene_key, style_key)  # every input file, before any work starts
-    instance = DagsterInstance.get()
+    instance = open_instance()
     full = os.environ.get("VF3D_PROFILE") == "full"
     if full and instance.get_latest_materialization_event(AssetKey("ggi_weights")) is None:
         # training GGI is the paper's 10,000-step run on DL3DV videos, not a demo step: import the released weights
@@ -140,15 +141,14 @@ def _restore_catalog(before: str | None) -> None:
 def _shot_plan(scene_key: str, style_key: str, full: bool):
     """The instance, the shot's stages, and the definitions (imported after registering, so that the partitions
     include the new shot). Full profile without GGI weights: one line, before any work."""
-    from vf3d_assets.instance import ensure_dagster_home
+    from vf3d_assets.instance import open_instance
 
-    ensure_dagster_home()
-    from dagster import AssetKey, DagsterInstance
+    instance = open_instance()
+    from dagster import AssetKey
 
     from vf3d_assets.definitions import defs
     from vf3d_assets.runner import shot_stages
 
-    instance = DagsterInstance.get()
     if full and instance.get_latest_materialization_event(AssetKey("ggi_weights")) is None:
         raise VF3DInputError("ggi_weights", "no GGI weights are materialized: import the official checkpoint "
                                             "first (materialize ggi_weights with config pretrained: "
@@ -205,18 +205,16 @@ def _shots(args: argparse.Namespace) -> None:
     if not data["shots"]:
         print(f"no shots registered in {user_catalog_path()} (register one with `vf3d run SHOT --style IMAGE`)")
         return
-    from vf3d_assets.instance import ensure_dagster_home
-
-    ensure_dagster_home()
-    from dagster import AssetKey, DagsterInstance
+    from dagster import AssetKey
     from dagster._core.definitions.data_version import StaleStatus
 
     from vf3d_assets.assets import ALL_ASSETS
     from vf3d_assets.definitions import defs
+    from vf3d_assets.instance import open_instance
     from vf3d_assets.runner import partition_key
     from vf3d_assets.staleness import stale_resolver
 
-    instance = DagsterInstance.get()
+    instance = open_instance()
     resolver = stale_resolver(instance, ALL_ASSETS)
     scenes = {s["key"]: s for s in data["scenes"]}
     styles = {s["key"]: s for s in data["styles"]}
@@ -243,18 +241,15 @@ def _forget(args: argparse.Namespace) -> None:
 def _stale(args: argparse.Namespace) -> None:
     import time
 
-    from vf3d_assets.instance import ensure_dagster_home
+    from vf3d_assets.instance import open_instance
 
     _deployment(args)
-    ensure_dagster_home()
-    from dagster import DagsterInstance
-
+    instance = open_instance()
     from vf3d_assets.assets import ALL_ASSETS
     from vf3d_assets.definitions import defs
     from vf3d_assets.partitions import catalog
     from vf3d_assets.staleness import explain, input_problems, observe_sources, refresh, stale_partitions
 
-    instance = DagsterInstance.get()
     started = time.perf_counter()
     problems = input_problems(catalog)
     for line in problems.lines():
@@ -275,10 +270,11 @@ def _stale(args: argparse.Namespace) -> None:
 
 
 def _ui(args: argparse.Namespace) -> None:
-    from vf3d_assets.instance import ensure_dagster_home
+    from vf3d_assets.instance import open_instance, sync_gpu_pool
 
     _deployment(args)  # a bad setting is one line here, not a code location that fails to load
-    ensure_dagster_home()
+    slots = sync_gpu_pool(open_instance())
+    print(f"vf3d: {slots} device(s) for GPU steps (VF3D_GPUS); the `gpu` pool runs {slots} at once", flush=True)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")  # the venv's, even when the venv is not activated
     command = [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
@@ -425,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # bitsandbytes (imported by peft) warns on every import on AVX512-BF16 CPUs about an optional kernel vf3d
+    # never uses: not a line for the user
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         args.run(args)
     except Exception as exc:  # noqa: BLE001 - only user-input errors are turned into one line

@@ -18,3 +18,25 @@ def ensure_dagster_home() -> Path:
     if not (home / "dagster.yaml").exists():
         shutil.copyfile(TEMPLATE, home / "dagster.yaml")
     return home
+
+
+def sync_gpu_pool(instance) -> int:
+    """Give the `gpu` pool one slot per device of the deployment (`VF3D_GPUS`), so that as many GPU steps run at
+    once as there are devices to lease; returns that number. Stored in the instance (what
+    `dagster instance concurrency set gpu N` does)."""
+    from resources.devices import GPUS_ENV, parse_devices
+    from resources.gpu import GPU_POOL
+
+    slots = len(parse_devices(os.environ.get(GPUS_ENV, "auto")))
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
+    return slots
+
+
+def open_instance():
+    """The persistent instance, its `gpu` pool sized to the deployment's devices."""
+    ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.get()
+    sync_gpu_pool(instance)
+    return instance

@@ -12,6 +12,7 @@ not left with a bare CUDA traceback.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal, get_args
@@ -43,7 +44,8 @@ class DeviceSettings:
     """How a model stage is placed on the hardware (resolved lazily, so settings travel between machines)."""
 
     device: DeviceName = "auto"
-    """"auto" = CUDA when available, else CPU; "cpu"; "cuda" (the current CUDA device)."""
+    """"auto" = CUDA when available, else CPU; "cpu"; "cuda" (the current CUDA device); "cuda:N" (device N, as
+    leased by the GPU resource on a multi-GPU workstation)."""
     dtype: DTypeName = "auto"
     """Weights and activations: "auto" = bf16 on GPU (the paper trains and samples in bf16), fp32 on CPU."""
     offload: OffloadName = "none"
@@ -68,6 +70,8 @@ class DeviceSettings:
         for field, choices in (("device", DeviceName), ("dtype", DTypeName), ("offload", OffloadName),
                                ("vae", VAEName), ("compile", CompileName)):
             value = getattr(self, field)
+            if field == "device" and re.fullmatch(r"cuda:\d+", value):  # one device of several (a leased slot)
+                continue
             if value not in get_args(choices):
                 raise ValueError(f"{field}: unknown value {value!r}; use one of {', '.join(get_args(choices))}")
         self.cache_config()  # a bad cache value fails here, not at the first denoising step
@@ -107,7 +111,7 @@ class DeviceSettings:
         """The resolved device; "cuda" without a usable CUDA device is an error, not a silent CPU run."""
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("device: 'cuda' was asked for but CUDA is not available (CPU-only torch or no GPU "
                              "visible); use device='auto' or 'cpu', or install a CUDA build of torch")
         return torch.device(self.device)

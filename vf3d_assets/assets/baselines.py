@@ -58,7 +58,7 @@ def dense_video_asset(method_key: str) -> AssetsDefinition:
                 models.edges(device.torch_device(), device.torch_dtype()), models.preset(SAG_PRESETS, config.preset),
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k), method_key,
                 step_progress(context, "frames", every=10))
-        return save_method_video(out, frames, method_key, models.profile, config.fps, device.record(),
+        return save_method_video(out, frames, method_key, models.profile, config.fps, gpu.record(),
                                  edges_dir=guidance_dir / "edges")
 
     return dense_video

@@ -67,6 +67,7 @@ def metrics_asset(method_key: str = "ggi", code_version: str = METRICS_CODE_VERS
         deps=[AssetKey(video_name), anchors, AssetDep(guidance, partition_mapping=from_scene)],
         group_name="evaluation",
         code_version=code_version,
+        pool="gpu",
         description=f"{method_display(method_key)}: visual fidelity on pseudo-GT (PSNR/SSIM/LPIPS), PSNR-D, CLIP-A, "
                     "MUSIQ, CLIP-I, VBench SC/BC, geometric flicker.",
         check_specs=[

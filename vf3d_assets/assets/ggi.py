@@ -58,7 +58,7 @@ class WarpedNoiseConfig(Config):
     every consecutive flow at video resolution (see vf3d.ggi.noise_warp.NoiseWarpSettings)."""
 
 
-@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="2",
+@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="2", pool="gpu",
        description="Go-with-the-Flow warped noise per segment at latent resolution (13 x 16 x H/8 x W/8).")
 def warped_noise(context: AssetExecutionContext, config: WarpedNoiseConfig, artifacts: ArtifactStore, gpu: GPU
                  ) -> MaterializeResult:
@@ -116,7 +116,7 @@ def training_clip_size(config: TrainingSetConfig, models: ModelStore) -> tuple[i
     return config.width or native[0], config.height or native[1]
 
 
-@asset(group_name="ggi", code_version="3",
+@asset(group_name="ggi", code_version="3", pool="gpu",
        description="GGI training clips: frames, flows, HED-S structure maps (tiny: textured renders of benchmark "
                    "scenes with exact flows and depth).")
 def ggi_training_set(context: AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore,
@@ -238,7 +238,7 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
         return MaterializeResult(
             data_version=DataVersion(content_hash(weights)),
             metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "structure": structure,
-                      "device": MetadataValue.json(device.record()), "steps": settings.steps,
+                      "device": MetadataValue.json(gpu.record()), "steps": settings.steps,
                       "eval_loss_before": before, "eval_loss_after": after,
                       "loss_curve": image_markdown(line_plot(losses), "training loss")},
             check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
@@ -313,7 +313,7 @@ def ggi_video_asset(method_key: str = "ggi") -> AssetsDefinition:
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
                 step_progress(context, "segments"))
         return save_method_video(artifacts.path(name, context.partition_key), frames, method_key, models.profile,
-                                 config.fps, device.record(),
+                                 config.fps, gpu.record(),
                                  {"prompt": prompt, "prompt_source": prompt_source, "structure": settings.structure},
                                  edges_dir=guidance_dir / "edges")
 

@@ -102,7 +102,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         metadata={
             "path": MetadataValue.path(str(out)),
             "profile": models.profile,
-            "device": MetadataValue.json(device.record()),
+            "device": MetadataValue.json(gpu.record()),
             "steps": settings.steps,
             "identifiers": MetadataValue.json(list(styles)),
             "final_loss": float(np.mean(result.losses[-10:])),
@@ -192,7 +192,7 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
         metadata={
             "path": MetadataValue.path(str(out)),
             "profile": models.profile,
-            "device": MetadataValue.json(device.record()),
+            "device": MetadataValue.json(gpu.record()),
             "anchors": image_markdown(contact_sheet(pictures, columns=4, thumb_width=200), "anchor views"),
             "anchors_warped_and_masks": image_markdown(
                 contact_sheet(anchor_rows(out, [r.frame for r in records]), columns=3, thumb_width=200),
