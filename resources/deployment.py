@@ -56,10 +56,15 @@ SETTINGS = (
     Setting("attention_backend", "gpu", "native"),
     Setting("gpus", "gpu", "auto"),
     Setting("methods", "jobs", ",".join(DEFAULT_METHODS)),
+    Setting("executor", "location", "local"),
 )
 """`gpus`: the workstation's devices, one GPU step each at a time ("auto": every visible CUDA device, else one
 CPU slot; "0,1,2,3"; "cpu,cpu"; `resources.devices`). `methods`: the methods (`vf3d.baselines.methods.METHODS`)
-the shot and training jobs run, comma-separated; every method's assets stay in the UI either way."""
+the shot and training jobs run, comma-separated; every method's assets stay in the UI either way. `executor`:
+"local" (every step a process on this machine, a leased device each) or "k8s" (every step a Kubernetes Job, a
+GPU step's pod on a GPU node: `vf3d_assets.k8s`)."""
+
+EXECUTORS = ("local", "k8s")
 
 
 def config_file(home: Path | None = None) -> Path:
@@ -113,6 +118,9 @@ def check_deployment(environ: MutableMapping[str, str] = os.environ, home: Path 
              for key, (_, source) in resolved.items()}
     if resolved["profile"][0] not in ("tiny", "full"):
         raise VF3DInputError(where["profile"], f"profile {resolved['profile'][0]!r}: expected 'tiny' or 'full'")
+    if resolved["executor"][0] not in EXECUTORS:
+        raise VF3DInputError(where["executor"], f"executor {resolved['executor'][0]!r}: expected one of "
+                                                f"{', '.join(EXECUTORS)}")
     try:
         selected_methods(resolved["methods"][0])
     except ValueError as exc:
@@ -139,6 +147,14 @@ def selected_methods(value: str | None = None) -> list[str]:
     if unknown or not keys:
         raise ValueError(f"methods: {', '.join(unknown) or '(none)'} not known; choose from {', '.join(METHODS)}")
     return list(dict.fromkeys(keys))
+
+
+def selected_executor() -> str:
+    """The `executor` setting (after `apply_deployment`): "local" or "k8s"."""
+    value = os.environ.get(next(s.env for s in SETTINGS if s.key == "executor"), "local")
+    if value not in EXECUTORS:
+        raise ValueError(f"executor: {value!r}; expected one of {', '.join(EXECUTORS)}")
+    return value
 
 
 def deployment_resources() -> dict[str, ModelStore | GPU]:

@@ -185,3 +185,83 @@ def test_the_shared_volume_and_environment():
     mount = LAUNCHER["run_k8s_config"]["container_config"]["volume_mounts"][0]["mount_path"]
     for name in ("VF3D_HOME", "VF3D_WEIGHTS_DIR", "HF_HOME"):
         assert env["data"][name].startswith(mount + "/"), name
+
+
+@pytest.fixture
+def k8s_location(monkeypatch):
+    """The code location as the cluster's code server loads it: VF3D_EXECUTOR from the ConfigMap of storage.yaml.
+    Reloaded back to this machine's deployment afterwards."""
+    import importlib
+
+    from vf3d_assets import definitions
+
+    for name, value in STORAGE["ConfigMap"]["data"].items():
+        if name.startswith("VF3D_") and name != "VF3D_HOME" and name != "VF3D_WEIGHTS_DIR":
+            monkeypatch.setenv(name, value)
+    yield importlib.reload(definitions).defs
+    monkeypatch.undo()
+    importlib.reload(definitions)
+
+
+def _submitted_step_job(launcher, job, run, step_key, monkeypatch) -> kubernetes.client.V1Job:
+    """The Kubernetes Job dagster-k8s submits for one step of `run`: the job's executor built by its own creation
+    function (as `dagster api execute_run` does), then its step handler's `launch_step`, with the Kubernetes API
+    call captured instead of sent."""
+    from dagster._core.events import DagsterEvent
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._grpc.types import ExecuteStepArgs
+
+    monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda *a, **k: None)
+    monkeypatch.setattr(DagsterEvent, "step_worker_starting", staticmethod(lambda *a, **k: None))  # needs a plan
+    config = job.executor_def.config_schema.resolve_config({}).value["config"]
+    executor = job.executor_def.executor_creation_fn(
+        types.SimpleNamespace(instance=types.SimpleNamespace(run_launcher=launcher), executor_config=config))
+    handler = executor._step_handler
+    submitted = []
+    monkeypatch.setattr(handler._api_client, "create_namespaced_job_with_retries",
+                        lambda body, namespace: submitted.append((body, namespace)))
+    origin = JobPythonOrigin(job.name, RepositoryPythonOrigin(
+        sys.executable, ModuleCodePointer("vf3d_assets.definitions", "defs", None),
+        container_image="registry.example.com/vf3d:test"))
+    step = next(node for node in job.graph.node_dict.values() if node.name == step_key)
+    context = types.SimpleNamespace(
+        dagster_run=run, instance=types.SimpleNamespace(run_launcher=launcher),
+        step_tags={step_key: step.tags},
+        get_step_context=lambda key: types.SimpleNamespace(step=types.SimpleNamespace(op_name=key)),
+        execute_step_args=ExecuteStepArgs(origin, run.run_id, [step_key]))
+    list(handler.launch_step(context))
+    (body, namespace), = submitted
+    assert namespace == "vf3d"
+    return body
+
+
+def test_the_k8s_deployment_submits_the_steps_of_a_real_run(k8s_location, launcher, monkeypatch):
+    """Chosen by configuration alone, the code location's jobs use the k8s step executor and carry the GPU run tag;
+    a real run of `shot_video` then gets one GPU-node pod with one GPU for its GPU step (`anchors`) and a plain pod
+    for its CPU step (`video_anchor_warp`), both with the shared volume and the environment."""
+    job = k8s_location.resolve_job_def("shot_video")
+    assert job.executor_def.name == "k8s_gpu_executor" and job.tags == k8s.GPU_RUN_TAGS
+    assert k8s_location.resolve_job_def("benchmark_table").tags == {}  # no GPU step: no GPU run slot
+    from dagster import instance_for_test
+
+    with instance_for_test() as instance:
+        run = instance.create_run_for_job(job, tags={**job.tags, "dagster/partition": "demo|photo"})
+        gpu_job = _submitted_step_job(launcher, job, run, "anchors", monkeypatch)
+        cpu_job = _submitted_step_job(launcher, job, run, "video_anchor_warp", monkeypatch)
+    assert run.tags["vf3d/gpu"] == "true"
+    for body, gpu in ((gpu_job, True), (cpu_job, False)):
+        pod = body.spec.template.spec
+        container = pod.containers[0]
+        assert (container.resources.limits or {}).get("nvidia.com/gpu") == ("1" if gpu else None)
+        assert pod.node_selector == (k8s.GPU_NODE_SELECTOR if gpu else None)
+        assert [t.key for t in pod.tolerations or []] == (["nvidia.com/gpu"] if gpu else [])
+        assert [(m.name, m.mount_path) for m in container.volume_mounts] == [("vf3d-data", "/data")]
+        assert [v.persistent_volume_claim.claim_name for v in pod.volumes] == ["vf3d-data"]
+        assert [e.config_map_ref.name for e in container.env_from if e.config_map_ref] == ["vf3d-env"]
+        env = {e.name: e.value for e in container.env}
+        assert env["DAGSTER_RUN_JOB_NAME"] == "shot_video" and env["DAGSTER_RUN_STEP_KEY"] in ("anchors",
+                                                                                               "video_anchor_warp")
+        assert container.image == "registry.example.com/vf3d:test"
+        assert container.args[1:] == ["-m", "dagster", "api", "execute_step"]  # the code server's Python
+        assert body.metadata.labels["dagster/op"] == env["DAGSTER_RUN_STEP_KEY"]

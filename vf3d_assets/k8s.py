@@ -6,8 +6,10 @@ Two locks keep a GPU to one step (deploy/k8s/README.md):
 - Dagster: the GPU assets run in the concurrency pool `gpu` (limit = number of GPUs; `default_limit: 1`
   in deploy/k8s/dagster.yaml), so no more GPU steps are launched than there are GPUs to take them.
 
-Nothing here is wired into the code location yet; `definitions.py` would use `executor=gpu_executor()`
-(or `op_tags=gpu_step_tags()` on the GPU assets) and `tags=GPU_RUN_TAGS` on the jobs with GPU steps.
+Wired by configuration: with the deployment's `executor = "k8s"` (VF3D_EXECUTOR, set in deploy/k8s/storage.yaml's
+ConfigMap), `definitions.py` gives the code location `gpu_executor()` and tags its GPU jobs with `GPU_RUN_TAGS`.
+Inside a GPU step's pod the device plugin exposes one GPU, so the GPU resource's device lease
+(`resources.devices`, VF3D_GPUS=auto) finds exactly that one.
 """
 
 from __future__ import annotations
