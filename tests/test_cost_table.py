@@ -1,0 +1,49 @@
+"""The benchmark's cost on paper (docs/cost.md): GPU-hours and wall time from the graph's dependencies."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import cost_table  # noqa: E402
+
+CATALOG = json.loads((ROOT / "benchmark" / "catalog.json").read_text())
+
+
+def test_wall_time_follows_the_dependencies():
+    seconds = cost_table.PAPER_SECONDS
+    rows = cost_table.cost_rows(CATALOG, seconds)
+    assert rows["partitions"] == 48 and rows["segments"] == 28
+    # paper: 197 s per one-segment trajectory = preprocessing (CPU) + 2 anchors + GGI
+    assert seconds["preprocess_per_segment"] + 2 * seconds["anchor_per_view"] + seconds["ggi_per_segment"] == 197
+    partitions = cost_table.benchmark_partitions(CATALOG, seconds)
+    styles = [s["key"] for s in CATALOG["styles"]]
+    one = cost_table.schedule(partitions, styles, seconds["lora_per_style"], 1)
+    assert one == pytest.approx(rows["gpu_hours"] * 3600)  # one GPU: everything in a row, never idle
+    unlimited = cost_table.schedule(partitions, styles, seconds["lora_per_style"], 1000)
+    longest = max(p.gpu_seconds for p in partitions)  # a 3-segment shot: 4 anchors + 3 segments
+    assert longest == 4 * 20 + 3 * 145 and unlimited == pytest.approx(seconds["lora_per_style"] + longest)
+    walls = [rows["wall_hours"][g] for g in cost_table.GPU_COUNTS]
+    assert walls == sorted(walls, reverse=True) and walls[-1] * 3600 >= unlimited
+
+
+def test_our_times_come_from_a_gpu_acceptance_report():
+    report = {"gpu": "NVIDIA H100", "results": {
+        "lora/group": {"seconds_per_style_400_steps": 900.0}, "anchor/group": {"seconds_per_anchor_25_steps": 15.0},
+        "segment/group": {"seconds_per_segment_30_steps": 120.0}, "metrics/group": {"seconds": 10.0}}}
+    ours = cost_table.measured_seconds(report, "group")
+    assert ours == {"preprocess_per_segment": 12.0, "lora_per_style": 900.0, "anchor_per_view": 15.0,
+                    "ggi_per_segment": 120.0, "metrics_per_segment": 10.0}
+    assert cost_table.cost_rows(CATALOG, ours)["gpu_hours"] == pytest.approx(
+        (3 * 900 + 3 * (44 * 15 + 28 * 130)) / 3600)
+    with pytest.raises(SystemExit, match="no lora/none"):
+        cost_table.measured_seconds(report, "none")
+
+
+def test_the_docs_show_the_table_the_script_computes():
+    table = cost_table.markdown({"paper (Table 4, A100-80GB)": (cost_table.PAPER_SECONDS,
+                                                                cost_table.cost_rows(CATALOG, cost_table.PAPER_SECONDS))})
+    assert table in (ROOT / "docs" / "cost.md").read_text()
