@@ -64,6 +64,8 @@ class GPU(ConfigurableResource):
                 yield self
             finally:
                 self._leased = None
+                if context.log is not None:
+                    context.log.info(f"released device {device.name}")
 
     def settings(self) -> DeviceSettings:
         settings = DeviceSettings(device=self.device, dtype=self.dtype, offload=self.offload, vae=self.vae,

@@ -8,21 +8,17 @@ Chromium comes from `scripts/setup.sh` (apt-get as root); without it these tests
 """
 
 import base64
-import contextlib
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from ui_server import graphql, running_ui
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -31,23 +27,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 GRAPH_ASSETS = ("scene_source", "scene", "guidance", "style_reference", "style_lora", "anchors", "ggi_training_set",
                 "ggi_weights", "warped_noise", "video", "video_sag_dense", "metrics_per_frame", "benchmark_report")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _served_assets(url: str) -> set:
-    """The asset names the UI's GraphQL endpoint lists; none while it starts."""
-    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
-    request = urllib.request.Request(f"{url}/graphql", data=query, headers={"content-type": "application/json"})
-    try:
-        nodes = json.load(urllib.request.urlopen(request, timeout=10))["data"]["assetNodes"]
-    except (OSError, KeyError, TypeError, ValueError):
-        return set()
-    return {node["assetKey"]["path"][-1] for node in nodes}
 
 
 def _demo_env(home: Path) -> dict:
@@ -92,26 +71,8 @@ def demo_home(tmp_path_factory, browser):
 def ui(demo_home):
     """`vf3d ui` on a free port over the demo's home; its whole process group is killed afterwards."""
     ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
-    log = (ARTIFACTS / "ui_dagster_dev.log").open("w")
-    vf3d = Path(sys.executable).with_name("vf3d")
-    process = subprocess.Popen([str(vf3d), "ui", "--port", str(port)], env=_demo_env(demo_home), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline, keys = time.time() + 180, set()
-        while not set(GRAPH_ASSETS) <= keys and time.time() < deadline and process.poll() is None:
-            time.sleep(2)
-            keys = _served_assets(url)
-        assert set(GRAPH_ASSETS) <= keys, f"the UI did not serve the assets; see {log.name}"
+    with running_ui(_demo_env(demo_home), ARTIFACTS / "ui_dagster_dev.log", set(GRAPH_ASSETS)) as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)  # dagster dev stops its daemon and code servers
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=60)
-        with contextlib.suppress(ProcessLookupError):  # and what is left of its session (process group) goes
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture
@@ -179,12 +140,6 @@ def test_partition_metadata_picture_renders(page, asset, partition, key):
         page.screenshot(path=ARTIFACTS / f"ui_{asset}_{key}.png")
 
 
-def _graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                     headers={"content-type": "application/json"})
-    return json.load(urllib.request.urlopen(request, timeout=60))["data"]
-
-
 def test_blender_addon_renders_a_shot_through_the_running_ui(ui, demo_home, tmp_path):
     """The add-on, installed from the zip `vf3d blender-addon` writes, in headless Blender (bpy): refusals are one
     line and register nothing; a real press registers the shot, launches its stages on the `vf3d ui` of this module
@@ -228,8 +183,8 @@ def test_blender_addon_renders_a_shot_through_the_running_ui(ui, demo_home, tmp_
     assert registered["shots"] == [{"scene": "my_shot", "style": "blue"}]
     assert registered["scenes"][0]["source"] == str(demo_home / "shots" / "my_shot.blend")
     # and it went through Dagster: the video partition was materialized by a run of the add-on's backfill
-    video = _graphql(ui, '{ assetOrError(assetKey: {path: ["video"]}) { ... on Asset { '
+    video = graphql(ui, '{ assetOrError(assetKey: {path: ["video"]}) { ... on Asset { '
                          'assetMaterializations(partitions: ["my_shot|blue"], limit: 1) { runId } } } }')
     run_id = video["assetOrError"]["assetMaterializations"][0]["runId"]
-    tags = _graphql(ui, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ tags {{ key value }} }} }} }}')
+    tags = graphql(ui, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ tags {{ key value }} }} }} }}')
     assert {"key": "dagster/backfill", "value": seen["backfill_id"]} in tags["runOrError"]["tags"]
