@@ -369,7 +369,8 @@ def _shot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vf3d", description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
+    parser = argparse.ArgumentParser(prog="vf3d",
+                                     description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("preprocess", help="render edge maps, depth and flows of a shot")
     p.add_argument("scene", type=Path, help=".blend with an animated camera, or .glb/.gltf/.obj with --trajectory")
