@@ -1,7 +1,9 @@
 import json
 import os
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,37 @@ USER_CATALOG.write_text(json.dumps({
 Image.new("RGB", (64, 48), (180, 90, 40)).save(USER_CATALOG_DIR / "test_style.png")
 os.environ["VF3D_USER_CATALOG"] = str(USER_CATALOG)
 os.environ["VF3D_HOME"] = str(USER_CATALOG_DIR / "home")
+
+
+def demo_env(home: Path) -> dict:
+    """The environment of a user running vf3d on the demo alone in the working folder `home`."""
+    env = {**os.environ, "VF3D_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("VF3D_USER_CATALOG", None)  # the demo's catalog only, in the demo run and in the UI alike
+    return env
+
+
+@dataclass
+class DemoRun:
+    home: Path
+    demo: subprocess.CompletedProcess
+    seen: subprocess.CompletedProcess
+    """What a second process opening the same home saw right after the demo: its run count and whether guidance
+    was materialized (later tests add runs to this home)."""
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """One `vf3d demo` (about two minutes) into a fresh working folder, shared by the tests that read it."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    env = demo_env(home)
+    demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], capture_output=True, text=True,
+                          env=env, timeout=900)
+    check = ("from dagster import DagsterInstance, AssetKey; i = DagsterInstance.get(); "
+             "print(len(i.get_runs()), i.get_latest_materialization_event(AssetKey('guidance')) is not None)")
+    seen = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                          env={**env, "DAGSTER_HOME": str(home / "dagster_home")})
+    return DemoRun(home, demo, seen)
 
 
 def run_cli(capsys, *argv):

@@ -1,9 +1,6 @@
 """All 16 benchmark scenes render through the real preprocessing at a small resolution; the demo runs."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -28,12 +25,8 @@ def test_benchmark_scene_renders(key, tmp_path):
     assert min(stats.forward_valid_fraction) > 0.5
 
 
-def test_demo_materializes_through_dagster_in_a_persistent_instance(tmp_path):
-    env = {**os.environ, "VF3D_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("VF3D_USER_CATALOG", None)
-    demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], capture_output=True, text=True,
-                          env=env, timeout=900)
+def test_demo_materializes_through_dagster_in_a_persistent_instance(demo_run):
+    demo, home = demo_run.demo, demo_run.home
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert len(SCENES) == 16
     for asset in ("guidance[demo]", "warped_noise[demo]", "style_lora[photo]", "ggi_weights",
@@ -42,17 +35,13 @@ def test_demo_materializes_through_dagster_in_a_persistent_instance(tmp_path):
         assert f"\n{asset}: ran (" in demo.stdout, demo.stdout  # one line per stage
     assert "DEBUG" not in demo.stdout + demo.stderr  # Dagster's event log stays in the instance
     stages_ran = demo.stdout.count(": ran (")
-    # A second process opening the same home sees the runs and the materializations.
-    check = ("from dagster import DagsterInstance, AssetKey; i = DagsterInstance.get(); "
-             "print(len(i.get_runs()), i.get_latest_materialization_event(AssetKey('guidance')) is not None)")
-    seen = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
-                          env={**env, "DAGSTER_HOME": str(tmp_path / "home" / "dagster_home")})
+    # A second process opening the same home saw the runs and the materializations:
     # 2 observations (scene and style files) + one run per stage
-    assert seen.stdout.split() == [str(2 + stages_ran), "True"], seen.stderr[-2000:]
-    mp4 = tmp_path / "home" / "artifacts" / "video" / "demo__photo" / "video.mp4"
+    assert demo_run.seen.stdout.split() == [str(2 + stages_ran), "True"], demo_run.seen.stderr[-2000:]
+    mp4 = home / "artifacts" / "video" / "demo__photo" / "video.mp4"
     from vf3d.common.video_io import read_mp4
     assert len(read_mp4(mp4)) == 46
-    report = (tmp_path / "home" / "artifacts" / "benchmark_report" / "all" / "benchmark.md").read_text()
+    report = (home / "artifacts" / "benchmark_report" / "all" / "benchmark.md").read_text()
     # our measured rows, marked tiny, beside the paper's printed rows, labelled as such
     assert "SAG + GGI, HED-S (ours) · generated tiny, scored tiny [tiny: random weights]" in report
     assert "SAG on every frame (baseline)" in report and "PSNR-D" in report

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from conftest import demo_env
 from ui_server import graphql, running_ui
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,13 +28,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 GRAPH_ASSETS = ("scene_source", "scene", "guidance", "style_reference", "style_lora", "anchors", "ggi_training_set",
                 "ggi_weights", "warped_noise", "video", "video_sag_dense", "metrics_per_frame", "benchmark_report")
-
-
-def _demo_env(home: Path) -> dict:
-    env = {**os.environ, "VF3D_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("VF3D_USER_CATALOG", None)  # the demo's catalog only, in the demo run and in the UI alike
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +48,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def demo_home(tmp_path_factory, browser):
-    """One `vf3d demo` run (about a minute) shared by the tests of this module."""
-    home = tmp_path_factory.mktemp("ui-browser") / "home"
-    demo = subprocess.run([sys.executable, "-m", "vf3d_assets.cli", "demo"], check=False, capture_output=True,
-                          text=True, env=_demo_env(home), timeout=900)
+def demo_home(demo_run, browser):
+    """The session's `vf3d demo` (conftest), which this module's UI serves."""
+    home, demo = demo_run.home, demo_run.demo
     assert demo.returncode == 0, demo.stderr[-3000:]
     last = demo.stdout.strip().splitlines()[-3:]  # the honest ending: what tiny is, what ran, how to go real
     assert "random weights" in last[0] and "noise by design" in last[0]
@@ -71,7 +63,7 @@ def demo_home(tmp_path_factory, browser):
 def ui(demo_home):
     """`vf3d ui` on a free port over the demo's home; its whole process group is killed afterwards."""
     ARTIFACTS.mkdir(exist_ok=True)
-    with running_ui(_demo_env(demo_home), ARTIFACTS / "ui_dagster_dev.log", set(GRAPH_ASSETS)) as url:
+    with running_ui(demo_env(demo_home), ARTIFACTS / "ui_dagster_dev.log", set(GRAPH_ASSETS)) as url:
         yield url
 
 
@@ -146,7 +138,7 @@ def test_blender_addon_renders_a_shot_through_the_running_ui(ui, demo_home, tmp_
     and, once the run is done, the mp4 is a strip in the Video Sequencer."""
     import blender_scenes
 
-    env = _demo_env(demo_home)
+    env = demo_env(demo_home)
     vf3d = Path(sys.executable).with_name("vf3d")
     written = subprocess.run([str(vf3d), "blender-addon", "--out", str(tmp_path / "addon")], capture_output=True,
                              text=True, env=env, timeout=120, check=True)
