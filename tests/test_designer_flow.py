@@ -136,3 +136,18 @@ def test_progress_shows_a_stages_own_steps_and_a_summary():
     assert [s[:2] for s in display.summary] == [("style_lora[blue]", "ran"), ("video[a|blue]", "ran"),
                                                 ("guidance[a]", "up to date")]
     assert "2 stage(s) ran, 1 up to date" in console.file.getvalue()
+
+
+def test_the_addon_zip_replaces_only_its_own_earlier_zip(tmp_path, capsys):
+    import zipfile
+
+    code, _ = run_cli(capsys, "blender-addon", "--out", tmp_path)
+    addon = tmp_path / "vf3d_render.zip"
+    assert code == 0 and zipfile.ZipFile(addon).namelist() == ["vf3d_render/__init__.py"]
+    assert "bl_info" in zipfile.ZipFile(addon).read("vf3d_render/__init__.py").decode()
+    code, _ = run_cli(capsys, "blender-addon", "--out", tmp_path)  # its own earlier zip: replaced
+    assert code == 0
+    addon.write_bytes(b"someone's notes")
+    code, err = run_cli(capsys, "blender-addon", "--out", tmp_path)
+    assert_one_line_error(code, err, "vf3d_render.zip", "not a vf3d add-on zip")
+    assert addon.read_bytes() == b"someone's notes"
