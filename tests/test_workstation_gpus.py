@@ -26,6 +26,8 @@ from resources.devices import Device, holder
 SCENES, STYLES = ("a", "b"), ("x", "y")
 PAIRS = [f"{scene}|{style}" for scene in SCENES for style in STYLES]
 DEVICES = (Device("cpu#0"), Device("cpu#1"))
+PAUSE_LIMIT = 180
+"""Seconds a paused step may wait for another step to lease the other device (the others need about 30 s)."""
 UPSTREAM = """
 from vf3d_assets.assets import ALL_ASSETS
 from vf3d_assets.definitions import defs
@@ -114,17 +116,23 @@ def test_two_devices_run_two_gpu_steps_at_once_and_survive_a_killed_step(worksta
             if held:
                 device, h = next(iter(held.items()))
                 os.kill(h["pid"], signal.SIGSTOP)
-                stopped.update(device=device, pid=h["pid"], run=h["owner"].split()[1])
+                stopped.update(device=device, pid=h["pid"], run=h["owner"].split()[1], at=time.time())
             return
-        if any(device != stopped["device"] for device in held):  # two GPU steps at once, one per device
-            os.kill(stopped["pid"], signal.SIGKILL)
-            run = graphql(url, RUN, {"id": stopped["run"]})["runOrError"]
-            killed.update(stopped, at=time.time(),
-                          partition={t["key"]: t["value"] for t in run["tags"]}["dagster/partition"])
-            deadline = time.time() + 10  # the kernel drops the flock with the process
-            while holder(home, stopped["device"]) is not None and time.time() < deadline:
-                time.sleep(0.05)
-            killed["free_after_kill"] = holder(home, stopped["device"]) is None
+        if not any(device != stopped["device"] for device in held):
+            if time.time() - stopped["at"] > PAUSE_LIMIT:  # fail now, not at the backfill's timeout
+                os.kill(stopped["pid"], signal.SIGCONT)
+                raise AssertionError(f"while a step held {stopped['device'].name} (paused), no other step held "
+                                     f"the other device within {PAUSE_LIMIT} s: {held}")
+            return
+        # two GPU steps at once, one per device: kill the paused one, mid-run, holding its device
+        os.kill(stopped["pid"], signal.SIGKILL)
+        run = graphql(url, RUN, {"id": stopped["run"]})["runOrError"]
+        killed.update(stopped, at=time.time(),
+                      partition={t["key"]: t["value"] for t in run["tags"]}["dagster/partition"])
+        deadline = time.time() + 10  # the kernel drops the flock with the process
+        while holder(home, stopped["device"]) is not None and time.time() < deadline:
+            time.sleep(0.05)
+        killed["free_after_kill"] = holder(home, stopped["device"]) is None
 
     first = _wait(url, backfill(url, {"anchors": PAIRS}), stop_one_step_then_kill_it_once_the_other_device_is_busy)
     assert killed, f"no second step held the other device while one was paused ({stopped})"
