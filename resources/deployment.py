@@ -111,7 +111,7 @@ def check_deployment(environ: MutableMapping[str, str] = os.environ, home: Path 
                      ) -> dict[str, tuple[str, str]]:
     """`apply_deployment`, then check every value before any work starts: a bad one is one `VF3DInputError`
     naming where it came from (the variable or the config file)."""
-    from vf3d.models.device import DeviceSettings
+    from vf3d.models.device import DeviceSettings, check_device_present
 
     resolved = apply_deployment(environ, home)
     where = {key: source if source != "environment" else next(s.env for s in SETTINGS if s.key == key)
@@ -132,6 +132,8 @@ def check_deployment(environ: MutableMapping[str, str] = os.environ, home: Path 
         raise VF3DInputError(where["gpus"], str(exc)) from None
     try:
         DeviceSettings(**gpu)
+        if resolved["executor"][0] == "local":  # k8s: the GPUs are the step pods', not this machine's
+            check_device_present(gpu["device"])
     except ValueError as exc:
         key = str(exc).split(":", 1)[0]
         raise VF3DInputError(where.get(key, "deployment settings"), str(exc)) from None

@@ -1,6 +1,7 @@
 """The catalog: the shipped benchmark's shape, user catalogs merged after it, and clear errors."""
 
 import json
+import struct
 
 import pytest
 
@@ -35,7 +36,8 @@ def test_user_catalog_paths_are_relative_to_it(tmp_path):
     with pytest.raises(VF3DInputError, match="shot.glb: scene 'shot': file not found"):
         shot.input_files()
     (tmp_path / "a").mkdir()
-    shot.source.write_bytes(b"glTF")
+    # the smallest GLB: 12-byte header, one JSON chunk (its references are read: none)
+    shot.source.write_bytes(b"glTF" + struct.pack("<II", 2, 24) + struct.pack("<I4s", 4, b"JSON") + b"{}  ")
     shot.trajectory.write_text("{}")
     assert shot.input_files() == [shot.source, shot.trajectory]
 

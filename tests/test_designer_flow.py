@@ -151,3 +151,18 @@ def test_the_addon_zip_replaces_only_its_own_earlier_zip(tmp_path, capsys):
     code, err = run_cli(capsys, "blender-addon", "--out", tmp_path)
     assert_one_line_error(code, err, "vf3d_render.zip", "not a vf3d add-on zip")
     assert addon.read_bytes() == b"someone's notes"
+
+
+def test_run_takes_a_mesh_with_a_3_2_trajectory_through_to_the_mp4(shot, tmp_path):
+    """The README's example: a .glb with a 720x480 trajectory, run at another 3:2 size (the up-front check used to
+    load every shot at 64x48 and refused it; GGI's tiny training renders it larger and centre-crops)."""
+    from vf3d.common.video_io import read_mp4
+
+    glb, trajectory = blender_scenes.export_glb_with_trajectory(shot / "my shot.blend", tmp_path / "street.glb",
+                                                                tmp_path / "path.json", 8)
+    assert json.loads(trajectory.read_text())["width"] / json.loads(trajectory.read_text())["height"] == 1.5
+    home = tmp_path / "home"
+    vf3d(home, "run", glb, "--trajectory", trajectory, "--style", shot / "blue.png", "--key", "wide", "--width", 96,
+         "--height", 64)
+    frames = read_mp4(home / "artifacts" / "video" / "wide__blue" / "video.mp4")
+    assert len(frames) == 8 and frames[0].shape == (64, 96, 3)

@@ -39,8 +39,9 @@ def served_assets(url: str) -> set:
 
 
 @contextlib.contextmanager
-def running_ui(env: dict, log_path: Path, wait_for: set[str], timeout: float = 180) -> Iterator[str]:
-    """Start `vf3d ui` with `env` and yield its URL once it serves `wait_for`; its whole process group is killed
+def running_ui(env: dict, log_path: Path, wait_for: set[str], timeout: float = 900) -> Iterator[str]:
+    """Start `vf3d ui` with `env` and yield its URL once it serves `wait_for` (or it exits; `timeout` only guards
+    against a hang: on a busy machine the code location may take minutes); its whole process group is killed
     afterwards."""
     port = free_port()
     vf3d = Path(sys.executable).with_name("vf3d")

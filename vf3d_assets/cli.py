@@ -6,12 +6,15 @@ Errors in user input print one line (`error: <file>: <problem>`) and exit with s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from vf3d.common.errors import VF3DInputError, input_error_behind
 from vf3d.preprocess.guidance import DEFAULT_HEIGHT, DEFAULT_WIDTH
@@ -108,12 +111,13 @@ def _shot_request(args: argparse.Namespace):
     width, height = check_render_size(shot, args.width, args.height, RENDER_MULTIPLE)
     key = args.key or key_from_name(shot.stem)
     request = ShotRequest(key, shot, args.style.resolve(), args.trajectory, args.post_prompt or None, width, height)
-    describe_shot(shot, 64, 48, args.trajectory)  # camera, animation, trajectory: one line, before any work
+    # camera, animation, trajectory at the size asked for (a trajectory's aspect must match it): one line, before any work
+    describe_shot(shot, width, height, args.trajectory)
     return request
 
 
-def _register(args: argparse.Namespace) -> tuple[str, str, str | None, dict]:
-    """Check the inputs, then register the shot and style: (scene key, style key, the catalog's previous text or
+def _register(args: argparse.Namespace) -> tuple[str, str, bytes | None, dict]:
+    """Check the inputs, then register the shot and style: (scene key, style key, the catalog's previous bytes or
     None, the resolved deployment)."""
     from vf3d.benchmark.catalog import BENCHMARK_CATALOG, BENCHMARK_CATALOG_ENV, load_catalog
     from vf3d.benchmark.user_catalog import register_shot, user_catalog_path
@@ -122,20 +126,9 @@ def _register(args: argparse.Namespace) -> tuple[str, str, str | None, dict]:
     request = _shot_request(args)
     benchmark = load_catalog([Path(os.environ.get(BENCHMARK_CATALOG_ENV, BENCHMARK_CATALOG))])
     catalog_file = user_catalog_path()
-    before = catalog_file.read_text() if catalog_file.is_file() else None
+    before = catalog_file.read_bytes() if catalog_file.is_file() else None  # bytes: put back exactly as it was
     scene_key, style_key = register_shot(request, set(benchmark.scenes) | set(benchmark.styles), args.replace)
     return scene_key, style_key, before, resolved
-
-
-def _restore_catalog(before: str | None) -> None:
-    """Put the working folder's catalog back as it was before this command registered anything."""
-    from vf3d.benchmark.user_catalog import user_catalog_path
-    from vf3d.common.atomic import write_text_atomic
-
-    if before is None:
-        user_catalog_path().unlink(missing_ok=True)
-    else:
-        write_text_atomic(user_catalog_path(), before)
 
 
 def _shot_plan(scene_key: str, style_key: str, full: bool):
@@ -160,8 +153,10 @@ def _shot_plan(scene_key: str, style_key: str, full: bool):
 def _run(args: argparse.Namespace) -> None:
     import time
 
+    from vf3d.benchmark.user_catalog import provisional_registration
+
     scene_key, style_key, before, resolved = _register(args)
-    try:
+    with provisional_registration(before):  # a failed or killed run leaves the catalog as it was
         instance, stages, defs = _shot_plan(scene_key, style_key, resolved["profile"][0] == "full")
         from vf3d_assets.assets import ALL_ASSETS
         from vf3d_assets.progress import StageDisplay
@@ -170,9 +165,6 @@ def _run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         with StageDisplay(verbose=args.verbose) as display:
             run_stages(stages, instance, ALL_ASSETS, defs.resources, display, verbose=args.verbose)
-    except BaseException:
-        _restore_catalog(before)  # a failed run leaves the catalog as it was
-        raise
     display.print_summary()
     video = defs.resources["artifacts"].path("video", str(partition_key(scene_key, style_key)))
     print(f"shot {scene_key} x style {style_key} in {time.perf_counter() - started:.0f} s")
@@ -181,16 +173,15 @@ def _run(args: argparse.Namespace) -> None:
 
 def _register_command(args: argparse.Namespace) -> None:
     """`vf3d register`: what the Blender add-on calls; prints what it needs to launch the run as JSON."""
+    from vf3d.benchmark.user_catalog import provisional_registration
+
     scene_key, style_key, before, resolved = _register(args)
-    try:
+    with provisional_registration(before):  # kept once the stages are known; a failure or kill undoes it
         instance, stages, defs = _shot_plan(scene_key, style_key, resolved["profile"][0] == "full")
         from vf3d_assets.assets import ALL_ASSETS
         from vf3d_assets.runner import partition_key, stages_to_run
 
         todo = stages_to_run(stages, instance, ALL_ASSETS)
-    except BaseException:
-        _restore_catalog(before)
-        raise
     pair = str(partition_key(scene_key, style_key))
     print(json.dumps({"scene": scene_key, "style": style_key, "partition": pair, "location": "vf3d_assets",
                       "video": str(defs.resources["artifacts"].path("video", pair) / "video.mp4"),
@@ -309,6 +300,14 @@ def _blender_addon(args: argparse.Namespace) -> None:
     from vf3d.common.atomic import atomic_file
 
     target = args.out / ADDON_ZIP
+    if args.out.exists() and not args.out.is_dir():
+        raise VF3DInputError(args.out, "exists and is not a folder; --out names the folder to write the zip in")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VF3DInputError(args.out, f"cannot create the folder ({exc.strerror})") from None
+    if not os.access(args.out, os.W_OK | os.X_OK):
+        raise VF3DInputError(args.out, "cannot write in this folder: permission denied")
     members = {f"{ADDON.name}/{p.relative_to(ADDON).as_posix()}": p.read_bytes() for p in sorted(ADDON.rglob("*.py"))}
     if target.exists():  # replace only a zip of this add-on (one vf3d wrote), never someone else's file
         try:
@@ -356,30 +355,61 @@ def _check_weights(args: argparse.Namespace) -> None:
         print(f"{row['stage']:<9} {row['component']:<36} {state:<8} {row['where']}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's own error format: one line `error: <argument>: <problem>` and exit status 2, no
+    usage block (`--help` prints it). Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message.removeprefix('argument ')}\n")
+
+
+def _whole_number(text: str) -> int:
+    """argparse type of sizes and ports: a positive whole number (`--width 64.5` is one line, not a usage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
+    return value
+
+
+def _key_argument(text: str) -> str:
+    """argparse type of `--key`: a catalog key of at most `MAX_KEY_LENGTH` characters, checked before any work."""
+    from vf3d.benchmark.user_catalog import check_key
+
+    try:
+        return check_key(text)
+    except VF3DInputError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
 def _shot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shot", type=Path, help=".blend with an animated camera, or .glb/.gltf/.obj with --trajectory")
     parser.add_argument("--style", type=Path, required=True, help="the style reference image")
     parser.add_argument("--post-prompt", default="", help="text added to the style's prompt (paper: style variation)")
-    parser.add_argument("--key", help="the shot's name in the catalog (default: from the file name)")
+    parser.add_argument("--key", type=_key_argument,
+                        help="the shot's name in the catalog (default: from the file name; a-z, 0-9, _)")
     parser.add_argument("--trajectory", type=Path, help="trajectory JSON for mesh files (see README)")
-    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH)
-    parser.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
+    parser.add_argument("--width", type=_whole_number, default=DEFAULT_WIDTH)
+    parser.add_argument("--height", type=_whole_number, default=DEFAULT_HEIGHT)
     parser.add_argument("--replace", action="store_true", help="register an existing key anew for another file/style")
     parser.add_argument("--profile", choices=("tiny", "full"), help="model profile for this run")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vf3d",
-                                     description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
+    parser = _Parser(prog="vf3d", description="VideoFrom3D: coarse 3D scene + camera path + style -> video")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("preprocess", help="render edge maps, depth and flows of a shot")
     p.add_argument("scene", type=Path, help=".blend with an animated camera, or .glb/.gltf/.obj with --trajectory")
     p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
     p.add_argument("--trajectory", type=Path, help="trajectory JSON for mesh files (see README)")
-    p.add_argument("--width", type=int, default=DEFAULT_WIDTH)
-    p.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
+    p.add_argument("--width", type=_whole_number, default=DEFAULT_WIDTH)
+    p.add_argument("--height", type=_whole_number, default=DEFAULT_HEIGHT)
     p.add_argument("--allow-library", type=Path, action="append", default=[], metavar="DIR",
-                   help="a folder besides the shot's own from which a .blend may link libraries (repeatable)")
+                   help="a folder besides the shot's own from which it may read the files it references: .blend "
+                        "libraries, glTF buffers/images, OBJ materials/textures (repeatable)")
+    p.add_argument("--verbose", action="store_true", help="print Blender's own messages (file reads, warnings)")
     p.set_defaults(run=_preprocess)
     d = sub.add_parser("demo", help="materialize the demo partition through Dagster in the persistent instance")
     d.add_argument("--scene", help="scene key (default: the catalog's demo scene)")
@@ -415,18 +445,79 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, required=True, help=f"folder for {ADDON_ZIP}")
     b.set_defaults(run=_blender_addon)
     u = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
-    u.add_argument("--port", type=int, default=3000)
+    u.add_argument("--port", type=_whole_number, default=3000)
     u.set_defaults(run=_ui)
     return parser
 
 
+def _terminate_as_interrupt(signum: int, frame) -> None:
+    """SIGTERM does what Ctrl-C does: the work stops at once and every temporary this process made is removed on
+    the way out (the atomic writers' cleanup runs; Dagster marks the run failed and frees its slots)."""
+    handler = signal.getsignal(signal.SIGINT)  # Dagster's own while a run executes (it raises at its next safe
+    if not callable(handler):                   # point), else Python's, which raises KeyboardInterrupt here
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    terminate = signal.getsignal(signal.SIGTERM)
+    if args.command != "ui":  # `vf3d ui` execs dagster, which handles its own signals
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return _run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, terminate)  # main() called in-process (tests) leaves no handler behind
+
+
+CATALOG_COMMANDS = ("demo", "run", "register", "shots", "forget", "stale", "refresh", "ui")
+"""The commands that read the working folder's catalog."""
+
+
+def _check_working_catalog() -> None:
+    """The working folder's catalog, whole structure checked (`read_user_catalog`): a corrupt one is one line naming
+    it before any command that reads it starts, and is never rewritten. A registration left provisional by a
+    `vf3d run` that was killed outright is undone first, as its run would have on an error."""
+    from vf3d.benchmark.user_catalog import read_user_catalog, undo_abandoned_registrations, user_catalog_path
+
+    read_user_catalog(user_catalog_path())
+    for owner in undo_abandoned_registrations():
+        print(f"vf3d: a killed `vf3d run` ({owner}) had registered a shot; the catalog is back as it was before it",
+              file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _blender_messages(verbose: bool) -> Iterator[None]:
+    """Blender's own messages (file reads, driver warnings; `vf3d.preprocess.blender.quiet_stdout` keeps them out
+    of the terminal) are printed to stderr with --verbose."""
+    if not verbose:
+        yield
+        return
+    from vf3d.preprocess.blender import BLENDER_LOGGER
+
+    log, handler = logging.getLogger(BLENDER_LOGGER), logging.StreamHandler(sys.stderr)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     # bitsandbytes (imported by peft) warns on every import on AVX512-BF16 CPUs about an optional kernel vf3d
     # never uses: not a line for the user
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
-        args.run(args)
+        with _blender_messages(getattr(args, "verbose", False)):
+            if args.command in CATALOG_COMMANDS:
+                _check_working_catalog()
+            args.run(args)
+    except KeyboardInterrupt:
+        print("vf3d: interrupted; this run's temporaries were removed", file=sys.stderr)
+        return 130
     except Exception as exc:  # noqa: BLE001 - only user-input errors are turned into one line
         user_error = input_error_behind(exc)
         if user_error is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from resources.artifacts import default_home
@@ -33,10 +34,14 @@ def sync_gpu_pool(instance) -> int:
 
 
 def open_instance():
-    """The persistent instance, its `gpu` pool sized to the deployment's devices."""
+    """The persistent instance, its `gpu` pool sized to the deployment's devices, and the runs of processes that
+    died without finishing marked failed, their pool slots freed (`vf3d_assets.dead_runs`)."""
     ensure_dagster_home()
     from dagster import DagsterInstance
 
+    from vf3d_assets.dead_runs import fail_dead_runs
+
     instance = DagsterInstance.get()
     sync_gpu_pool(instance)
+    fail_dead_runs(instance, log=lambda line: print(line, file=sys.stderr, flush=True))
     return instance

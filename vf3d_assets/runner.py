@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, DagsterInstance, MultiPartitionKey, materialize
+from dagster import AssetKey, DagsterInstance, MultiPartitionKey
 from dagster._core.definitions.data_version import StaleStatus
 
 from vf3d.common.errors import input_error_behind
+from vf3d_assets.dead_runs import materialize_owned
 from vf3d_assets.progress import StageDisplay
 from vf3d_assets.staleness import QUIET, Assets, observe_sources, stale_resolver
 
@@ -98,8 +99,7 @@ def run_stages(stages: Sequence[Stage], instance: DagsterInstance, assets: Asset
             if stage.config:
                 run_config["ops"] = {stage.asset: dict(stage.config)}
             try:
-                materialize(assets, selection=[stage.asset], partition_key=stage.partition, instance=instance,
-                            resources=resources, run_config=run_config)
+                materialize_owned(assets, stage.asset, stage.partition, instance, resources, run_config)
             except Exception as exc:  # noqa: BLE001 - every failure becomes one line; the log stays in the run
                 if input_error_behind(exc) is not None:
                     raise input_error_behind(exc) from None

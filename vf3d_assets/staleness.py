@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, AssetsDefinition, DagsterInstance, SourceAsset, materialize
+from dagster import AssetKey, AssetsDefinition, DagsterInstance, SourceAsset
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
@@ -22,6 +22,7 @@ from dagster._time import get_current_datetime
 from vf3d.benchmark.catalog import Catalog
 from vf3d.common.errors import VF3DInputError
 from vf3d.common.limits import check_reference_image
+from vf3d_assets.dead_runs import materialize_owned
 
 Assets = Sequence[AssetsDefinition | SourceAsset]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the CLI prints its own one-liners
@@ -154,7 +155,6 @@ def refresh(instance: DagsterInstance, assets: Assets, resources: Mapping[str, o
         for item in (s for s in stale if s.asset == first):
             if report:
                 report(item)
-            materialize(assets, selection=[item.asset], partition_key=item.partition, instance=instance,
-                        resources=resources, run_config=QUIET)
+            materialize_owned(assets, item.asset, item.partition, instance, resources, QUIET)
             done.append(item)
     raise RuntimeError(f"refresh: still stale after {max_rounds} rounds: {stale_partitions(instance, assets)}")

@@ -7,7 +7,8 @@ catalog are relative to the catalog file.
 
 Scene entry: {"key", "category", "source" (.blend/.glb/.gltf/.obj), "trajectory" (JSON, mesh files only),
 "description", "motion", "segments", "render": {"width", "height"} (optional override; multiples of 16),
-"library_paths" (folders besides the shot's own from which a .blend may link libraries)}.
+"library_paths" (folders besides the shot's own from which the shot may read files it references: .blend
+libraries, glTF buffers and images, OBJ material libraries and textures)}.
 Style entry: {"key", "reference" (image), "identifier" (LoRA prompt), "post_prompt" (or null), "description"}.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from vf3d.common.errors import VF3DInputError, read_json_object
 from vf3d.common.limits import RENDER_MULTIPLE, check_render_size
-from vf3d.preprocess.blend_libraries import linked_libraries
+from vf3d.preprocess.external_references import external_references
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK_CATALOG = REPO_ROOT / "benchmark" / "catalog.json"
@@ -45,21 +46,21 @@ class SceneEntry:
     height: int = 480
     catalog: Path | None = None
     library_paths: tuple[Path, ...] = ()
-    """Folders besides the shot's own from which a `.blend` may link libraries."""
+    """Folders besides the shot's own from which the shot may read the files it references."""
 
     def input_files(self) -> list[Path]:
         """Files whose content defines the shot: an edit to any of them makes the scene stale.
 
-        For a `.blend`, every library it links (transitively) is one of them; a link outside the shot's
-        folder and `library_paths`, a missing library or a missing file raises `VF3DInputError`.
+        Every file the shot references is one of them (`vf3d.preprocess.external_references`: libraries a
+        `.blend` links, glTF buffers and images, OBJ material libraries and their textures); a reference
+        outside the shot's folder and `library_paths` (symlinks resolved), a missing file or a file whose
+        references cannot be read raises `VF3DInputError`.
         """
         files = [self.source] + ([self.trajectory] if self.trajectory else [])
         for file in files:
             if not file.is_file():
                 raise VF3DInputError(file, f"scene '{self.key}': file not found")
-        if self.source.suffix.lower() == ".blend":
-            files += [lib.path for lib in linked_libraries(self.source, self.library_paths)]
-        return files
+        return files + [ref.path for ref in external_references(self.source, self.library_paths)]
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ def _key(entry: dict, path: Path, kind: str) -> str:
     key = entry.get("key")
     if not isinstance(key, str) or not KEY_PATTERN.match(key):
         raise VF3DInputError(path, f"{kind} key {key!r} must match {KEY_PATTERN.pattern} (lowercase, digits, _)")
+    from vf3d.benchmark.user_catalog import MAX_KEY_LENGTH
+
+    if len(key) > MAX_KEY_LENGTH:
+        raise VF3DInputError(path, f"{kind} key '{key[:20]}...' is {len(key)} characters long; at most "
+                                   f"{MAX_KEY_LENGTH} (keys name artifact folders)")
     return key
 
 
@@ -153,7 +159,9 @@ def _style(entry: dict, path: Path) -> StyleEntry:
 
 
 def _read(path: Path) -> dict:
-    data = read_json_object(path, "catalog")
+    from vf3d.benchmark.user_catalog import check_catalog_structure
+
+    data = check_catalog_structure(read_json_object(path, "catalog"), path)
     if not isinstance(data.get("scenes", []), list) or not isinstance(data.get("styles", []), list):
         raise VF3DInputError(path, "a catalog is an object with 'scenes' and 'styles' lists")
     return data

@@ -84,7 +84,19 @@ def check_replaceable(final: str | Path, protect: tuple[str | Path, ...] = ()) -
         raise VF3DInputError(final, f"cannot create it: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise VF3DInputError(final, f"cannot write in {parent}: permission denied")
+    if final.is_dir() and not os.access(final, os.W_OK | os.X_OK):  # a folder made read-only is not to be replaced
+        raise VF3DInputError(final, "the folder is read-only (permission denied); choose another output folder")
     return final
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux shows it (/proc/self/status)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _pid_alive(pid: int) -> bool:
@@ -97,6 +109,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def owner_is_dead(tag: str) -> bool:
+    """True when `tag` (`owner_tag()` of some process) names a process of this host that no longer runs."""
+    host, _, pid = tag.rpartition("-")
+    return (pid.isdigit() and host == socket.gethostname().replace(".", "_") and int(pid) != os.getpid()
+            and not _pid_alive(int(pid)))
+
+
 def _abandoned(temporary: Path, name: str) -> bool:
     """True when a temporary's owner is gone: a dead process of this host, or another host's stale file."""
     tag = temporary.name[len(f"{TMP_PREFIX}{name}."):].split(".", 1)[0]
@@ -104,7 +123,7 @@ def _abandoned(temporary: Path, name: str) -> bool:
     if not pid.isdigit():
         return False  # not a vf3d temporary of this naming scheme: leave it alone
     if host == socket.gethostname().replace(".", "_"):
-        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+        return owner_is_dead(tag)
     try:
         return time.time() - temporary.lstat().st_mtime > FOREIGN_TEMPORARY_AGE_S
     except FileNotFoundError:
@@ -225,6 +244,7 @@ def atomic_dir(final: str | Path, protect: tuple[str | Path, ...] = ()) -> Itera
         check_replaceable(final, protect)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}.{owner_tag()}.", dir=final.parent))
         try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 -> the mode of a folder made with mkdir
             write_marker(tmp)  # marked from the start: a killed run's folder is recognisably vf3d's
             yield tmp
             write_marker(tmp)

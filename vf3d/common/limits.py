@@ -20,6 +20,35 @@ MAX_RENDER_PIXELS = 4096 * 4096
 MAX_REFERENCE_PIXELS = 50_000_000
 """Largest style reference image (pixels): larger files are decompression bombs or scans, not references."""
 MAX_REFERENCE_BYTES = 200 * 1024 * 1024
+MIN_REFERENCE_SIDE = 32
+"""Smallest side (pixels) of a style reference. The style LoRA trains on centre crops of the reference (16:9, 4:3,
+1:1 and its own aspect, `vf3d.sag.style_lora.ASPECTS`); the 16:9 crop keeps 9/16 of the short side, so under 2 px
+it is empty and training fails in OpenCV minutes into a run. 32 px is one step of `training_size` (training sides
+are multiples of 32) and keeps every crop at least 18 px of real image; anything smaller is an icon, not a style."""
+MAX_FRAMES = 2251
+"""Longest camera range vf3d accepts by default: 50 segments of 45 steps (about 94 s at 24 fps). Every frame costs
+a Blender render (about 0.4 s at 720x480 on a CPU) and its G-buffers on disk before any model runs, so a
+mistyped range (frame_end = 100000) is refused up front instead of rendering for hours. Raise it with
+`MAX_FRAMES_ENV`."""
+MAX_FRAMES_ENV = "VF3D_MAX_FRAMES"
+
+
+def max_frames() -> int:
+    """The frame limit: `VF3D_MAX_FRAMES` if set (a positive integer), else `MAX_FRAMES`."""
+    value = os.environ.get(MAX_FRAMES_ENV, "").strip()
+    if not value:
+        return MAX_FRAMES
+    if not value.isdigit() or int(value) < 2:
+        raise VF3DInputError(MAX_FRAMES_ENV, f"must be a whole number of frames (2 or more), got {value!r}")
+    return int(value)
+
+
+def check_frame_count(where: str | Path, frames: int) -> None:
+    """A one-line `VF3DInputError` about `where` if a shot has more frames than the limit (`max_frames`)."""
+    limit = max_frames()
+    if frames > limit:
+        raise VF3DInputError(where, f"the camera range has {frames} frames, more than vf3d's limit of {limit} "
+                                    f"(set {MAX_FRAMES_ENV}=N to raise it, or render a shorter range)")
 
 
 def check_render_size(where: str | Path, width: object, height: object, multiple: int = 1) -> tuple[int, int]:
@@ -67,6 +96,9 @@ def check_reference_image(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             width, height = image.size
+            if min(width, height) < MIN_REFERENCE_SIDE:
+                raise VF3DInputError(path, f"style reference is {width}x{height}, too small: at least "
+                                           f"{MIN_REFERENCE_SIDE} px on each side (the style LoRA trains on its crops)")
             if width * height > MAX_REFERENCE_PIXELS:
                 raise VF3DInputError(path, f"style reference is {width}x{height} ({width * height / 1e6:.0f} MP); "
                                            f"the limit is {MAX_REFERENCE_PIXELS / 1e6:.0f} MP")

@@ -34,6 +34,7 @@ folder (`save_pretrained` layout) for `vf3d.models.depth_estimator.load_depth_es
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -103,8 +104,9 @@ def clip_from_render(source: Path, width: int, height: int, num_frames: int, see
                                        num_frames, workdir)
     frames_dir, guidance_dir = workdir / "frames", workdir / "guidance"
     shutil.rmtree(frames_dir, ignore_errors=True)
-    render_textured_clip(source, frames_dir, width, height, seed, samples=samples, trajectory=trajectory)
-    preprocess(source, guidance_dir, width, height, trajectory=trajectory)
+    render_w, render_h = _render_size_covering(trajectory, width, height)
+    render_textured_clip(source, frames_dir, render_w, render_h, seed, samples=samples, trajectory=trajectory)
+    preprocess(source, guidance_dir, render_w, render_h, trajectory=trajectory)
     frames = load_frames(frames_dir)[:num_frames]
     n = len(frames)
     forward, valid = [], []
@@ -112,10 +114,31 @@ def clip_from_render(source: Path, width: int, height: int, num_frames: int, see
         with np.load(segment) as data:
             forward.append(data["forward"])
             valid.append(data["forward_valid"])
+    flows, valid = np.concatenate(forward)[: n - 1].astype(np.float32), np.concatenate(valid)[: n - 1].astype(bool)
     depth = np.load(guidance_dir / "depth.npy")[:n]
+    # a trajectory of another aspect ratio is rendered larger and centre-cropped: a crop shifts both views of a
+    # flow alike, so flows keep their values; those leaving the crop become invalid
+    left, top = (render_w - width) // 2, (render_h - height) // 2
+    rows, cols = slice(top, top + height), slice(left, left + width)
+    flows, valid, depth = flows[:, rows, cols], valid[:, rows, cols], depth[:, rows, cols]
+    x, y = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    valid &= ((x + flows[..., 0] >= 0) & (x + flows[..., 0] < width) & (y + flows[..., 1] >= 0)
+              & (y + flows[..., 1] < height))
     structure = [edge_detector(depth_to_image(d)) for d in depth]
-    return TrainingClip(frames, np.concatenate(forward)[: n - 1].astype(np.float32),
-                        np.concatenate(valid)[: n - 1].astype(bool), structure, prompt)
+    return TrainingClip([f[rows, cols] for f in frames], flows, valid, structure, prompt)
+
+
+def _render_size_covering(trajectory: Path | None, width: int, height: int) -> tuple[int, int]:
+    """The smallest render size with the trajectory's exact aspect ratio that covers width x height (a `.blend`
+    renders at any size: width x height itself)."""
+    if trajectory is None:
+        return width, height
+    data = json.loads(trajectory.read_text())
+    aspect_w, aspect_h = int(data["width"]), int(data["height"])
+    unit = math.gcd(aspect_w, aspect_h)
+    aspect_w, aspect_h = aspect_w // unit, aspect_h // unit
+    n = max(-(-width // aspect_w), -(-height // aspect_h))
+    return aspect_w * n, aspect_h * n
 
 
 def _trimmed_shot(source: Path, trajectory: Path | None, num_frames: int, workdir: Path

@@ -35,6 +35,21 @@ def model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
 
 
 
+def check_device_present(device: str) -> None:
+    """A `ValueError` ("device: ...") when a device setting names hardware this machine does not have: "cuda"
+    or "cuda:N" without CUDA, or N not below the number of visible CUDA devices. Checked where the steps run,
+    before any work: otherwise the GPU resource's CPU slot would run the models on the CPU unannounced."""
+    if not device.startswith("cuda"):
+        return  # "auto" and "cpu" are always there
+    if not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} is not on this machine: CUDA is not available (CPU-only torch or no "
+                         "GPU visible); use 'auto' or 'cpu'")
+    index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+    if index >= count:
+        raise ValueError(f"device: {device!r} is not on this machine: {count} CUDA device(s) visible "
+                         f"(cuda:0 to cuda:{count - 1}); use one of them, 'auto' or 'cpu'")
+
+
 class GPUOutOfMemoryError(RuntimeError):
     """A stage ran out of GPU memory; the message says which setting to change next."""
 

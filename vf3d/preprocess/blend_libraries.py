@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vf3d.common.errors import VF3DInputError
+from vf3d.preprocess.external_references import allowed_roots, confine
 
 ZSTD_MAGIC, GZIP_MAGIC = b"\x28\xb5\x2f\xfd", b"\x1f\x8b"
 
@@ -32,7 +33,7 @@ ZSTD_MAGIC, GZIP_MAGIC = b"\x28\xb5\x2f\xfd", b"\x1f\x8b"
 @dataclass(frozen=True)
 class LinkedLibrary:
     path: Path
-    """The library file, resolved (relative `//` paths against the folder of the file that links it)."""
+    """The library file, symlinks resolved (relative `//` paths against the folder of the file that links it)."""
     stored: str
     """The path as the linking file stores it."""
     linked_from: Path
@@ -162,38 +163,31 @@ def stored_library_paths(path: Path) -> list[str]:
     return found
 
 
-def resolve_library_path(stored: str, linking_file: Path) -> Path:
-    """A stored library path as a file path: `//` is the linking file's folder (Blender's convention)."""
+def library_file(stored: str, linking_file: Path) -> str:
+    """A stored library path as a file path: `//` is the folder of the linking file as Blender opened it
+    (symlinks not resolved). Blender then collapses `..` (`confine` checks both readings)."""
     if stored.startswith("//"):
-        stored = os.path.join(str(Path(linking_file).resolve().parent), stored[2:].replace("\\", "/"))
-    return Path(os.path.normpath(stored))
-
-
-def is_inside(path: Path, folder: Path) -> bool:
-    return Path(os.path.normpath(path)).is_relative_to(Path(os.path.normpath(Path(folder).resolve())))
+        return os.path.join(os.path.dirname(os.path.abspath(linking_file)), stored[2:].replace("\\", "/"))
+    return stored
 
 
 def linked_libraries(source: Path, allowed: list[Path] | tuple[Path, ...] = ()) -> list[LinkedLibrary]:
-    """Every library a shot links, transitively, after checking that each lies inside the shot's folder or
-    one of `allowed`; anything else is a `VF3DInputError` naming the link and the linking file.
+    """Every library a shot links, transitively, after checking that each resolves (symlinks followed) inside
+    the shot's folder or one of `allowed`; anything else is a `VF3DInputError` naming the link and the linking
+    file (`vf3d.preprocess.external_references.confine`, the rule of every shot format).
 
     A missing library is an error too: Blender would silently drop its geometry.
     """
-    source = Path(source).resolve()
-    roots = [source.parent, *(Path(a).resolve() for a in allowed)]
+    source = Path(os.path.abspath(source))
+    roots = allowed_roots(source, allowed)
     seen: dict[Path, LinkedLibrary] = {}
-    pending = [source]
+    pending = [source]  # as Blender opens each file: nested `//` paths are relative to that
     while pending:  # each library is read once (`seen`), so link cycles end
         linking = pending.pop()
         for stored in stored_library_paths(linking):
-            library = resolve_library_path(stored, linking)
-            if not any(is_inside(library, root) for root in roots):
-                raise VF3DInputError(linking, f"links the library '{stored}', outside the shot's folder "
-                                              f"{source.parent} (allow its folder in the catalog entry's "
-                                              f"'library_paths' or with --allow-library)")
-            if not library.is_file():
-                raise VF3DInputError(linking, f"links the library '{stored}', which does not exist ({library})")
-            if library not in seen and library != source:
-                seen[library] = LinkedLibrary(library, stored, linking)
-                pending.append(library)
+            found = confine(stored, [library_file(stored, linking)], linking, roots, "links the library")
+            for opened, library in found:
+                if library not in seen and library != Path(os.path.realpath(source)):
+                    seen[library] = LinkedLibrary(library, stored, linking)
+                    pending.append(Path(opened))
     return sorted(seen.values(), key=lambda lib: str(lib.path))

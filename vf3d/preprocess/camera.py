@@ -43,7 +43,7 @@ class Intrinsics:
 
     @classmethod
     def from_fov_x(cls, width: int, height: int, fov_x_deg: float) -> "Intrinsics":
-        f = 0.5 * width / np.tan(np.radians(fov_x_deg) / 2)
+        f = float(0.5 * width / np.tan(np.radians(fov_x_deg) / 2))  # a Python float: it goes into JSON and metadata
         return cls(width, height, f, f, width / 2, height / 2)
 
 

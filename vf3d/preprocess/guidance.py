@@ -26,11 +26,12 @@ from PIL import Image
 
 from vf3d.common.atomic import atomic_dir, check_replaceable
 from vf3d.common.errors import VF3DInputError
+from vf3d.common.interrupts import checkpoint, stop_on_signals
 from vf3d.common.limits import available_memory_bytes
-from vf3d.preprocess.blend_libraries import linked_libraries
 from vf3d.preprocess.camera import Intrinsics
 from vf3d.preprocess.depth import planar_depth
 from vf3d.preprocess.edges import EdgeSettings, edge_map
+from vf3d.preprocess.external_references import external_references
 from vf3d.preprocess.flows import reprojection_flow
 from vf3d.preprocess.passes import GBuffer
 from vf3d.preprocess.trajectory import Trajectory
@@ -84,9 +85,12 @@ def file_sha256(path: str | Path) -> str:
 
 def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | None,
                      library_paths: Sequence[str | Path] = ()) -> dict:
-    """What defines a shot: image size, intrinsics, per-frame poses, segments, and the input files' hashes
-    (the linked libraries of a `.blend` included, so that editing one changes the shot)."""
-    libraries = linked_libraries(source, library_paths) if source.suffix.lower() == ".blend" else []
+    """What defines a shot: image size, intrinsics, per-frame poses, segments, and the input files' hashes.
+
+    `libraries` lists every file the shot references (`vf3d.preprocess.external_references`: linked libraries,
+    glTF buffers and images, OBJ material libraries and textures), so that editing one changes the shot.
+    """
+    references = external_references(source, library_paths)
     return {
         "version": META_VERSION,
         "width": traj.intrinsics.width,
@@ -100,7 +104,7 @@ def shot_description(traj: Trajectory, source: Path, trajectory_file: Path | Non
         "segments": [list(s) for s in traj.segments()],
         "source": {"file": source.name, "sha256": file_sha256(source)},
         "trajectory": None if trajectory_file is None else {"file": trajectory_file.name, "sha256": file_sha256(trajectory_file)},
-        "libraries": [{"file": lib.stored, "sha256": file_sha256(lib.path)} for lib in libraries],
+        "libraries": [{"file": ref.stored, "sha256": file_sha256(ref.path)} for ref in references],
     }
 
 
@@ -151,11 +155,12 @@ def preprocess(
         edge_settings: edge detection settings.
         threads: Cycles render threads (None = all cores).
         progress: called with (frames done, total frames).
-        library_paths: folders besides the shot's own from which a `.blend` may link libraries.
+        library_paths: folders besides the shot's own from which the shot may read the files it references.
 
     Every input is checked before rendering: the output must be new, empty or an earlier vf3d output that
-    holds no input (`vf3d.common.atomic.check_replaceable`), the size and memory within limits, the links
-    of a `.blend` inside its folder or `library_paths`.
+    holds no input (`vf3d.common.atomic.check_replaceable`), the size and memory within limits, every file the
+    shot references (libraries, glTF buffers and images, OBJ materials and textures) inside its folder or
+    `library_paths`.
     """
     # bpy is imported here so the numeric modules stay importable (and testable) without Blender loaded.
     import bpy
@@ -179,9 +184,10 @@ def preprocess(
         frames = _FrameProcessor(traj, tmp, edge_settings, stats)
         # Numpy post-processing of frame i runs in a worker thread while Cycles renders frame i+1
         # (Blender releases the GIL while rendering); at most two frames are in flight.
-        with ThreadPoolExecutor(max_workers=1) as worker:
+        with ThreadPoolExecutor(max_workers=1) as worker, stop_on_signals():
             pending: list[Future] = []
             for i in range(traj.num_frames):
+                checkpoint()  # Ctrl-C or SIGTERM during the last render: stop here, temporaries removed
                 t0 = time.perf_counter()
                 gbuffer = render_frame(scene, traj, i, scratch)
                 stats.render_seconds += time.perf_counter() - t0

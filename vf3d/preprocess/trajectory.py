@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vf3d.common.errors import VF3DInputError, read_json_object
+from vf3d.common.limits import check_frame_count
 from vf3d.preprocess.camera import BLENDER_TO_OPENCV_AXES, Y_UP_TO_Z_UP, Intrinsics, split_segments
 
 
@@ -48,13 +49,38 @@ def check_moving(c2w: np.ndarray, where: str | Path) -> None:
         raise VF3DInputError(where, f"the camera does not move: all {len(c2w)} frames have the same pose")
 
 
+def is_number(value: object) -> bool:
+    """A JSON number: int or float, not a bool (True is 1 to Python) and not a numeric string."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_finite_camera(c2w: np.ndarray, intrinsics: Intrinsics, where: str | Path, frame: int) -> None:
+    """Refuse a pose or intrinsics with a NaN or infinite entry (an animation curve gone wrong), naming the
+    frame: they would otherwise reach meta.json and every flow as NaN."""
+    m = np.asarray(c2w, dtype=np.float64)
+    if not np.isfinite(m).all():
+        row, col = np.argwhere(~np.isfinite(m))[0]
+        raise VF3DInputError(where, f"frame {frame}: the camera pose has a non-finite entry ({m[row, col]} at row "
+                                    f"{row}, column {col}); check the camera's animation at that frame")
+    values = {k: getattr(intrinsics, k) for k in ("fx", "fy", "cx", "cy")}
+    bad = [f"{k}={v}" for k, v in values.items() if not np.isfinite(v)]
+    if bad:
+        raise VF3DInputError(where, f"frame {frame}: the camera intrinsics are non-finite ({', '.join(bad)}); "
+                                    "check the camera's lens, sensor and shift at that frame")
+
+
 def _matrix(value: object, where: Path, index: int) -> np.ndarray:
-    try:
-        m = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise VF3DInputError(where, f"camera_to_world[{index}] is not a numeric 4x4 matrix") from None
-    if m.shape != (4, 4):
-        raise VF3DInputError(where, f"camera_to_world[{index}] must be a 4x4 matrix, got shape {m.shape}")
+    rows = value if isinstance(value, list) and all(isinstance(r, list) for r in value) else None
+    if rows is None or len(rows) != 4 or any(len(r) != 4 for r in rows):
+        got = f"rows of {[len(r) for r in rows]} entries" if rows is not None else type(value).__name__
+        raise VF3DInputError(where, f"camera_to_world[{index}] (frame {index}) must be a 4x4 matrix (4 lists of 4 "
+                                    f"numbers), got {got}")
+    for row, entries in enumerate(rows):
+        for col, entry in enumerate(entries):
+            if not is_number(entry):
+                raise VF3DInputError(where, f"camera_to_world[{index}] (frame {index}) row {row}, column {col} is "
+                                            f"{entry!r} ({type(entry).__name__}), not a number")
+    m = np.asarray(rows, dtype=np.float64)
     if not np.isfinite(m).all():
         row, col = np.argwhere(~np.isfinite(m))[0]
         raise VF3DInputError(where, f"camera_to_world[{index}] has a non-finite entry ({m[row, col]} at row {row}, "
@@ -83,10 +109,12 @@ def _intrinsics(data: dict, where: Path) -> Intrinsics:
             raise VF3DInputError(where, f"'fov_x_deg' must be a number in (0, 180), got {fov!r}")
         return Intrinsics.from_fov_x(width, height, float(fov))
     k = data["intrinsics"]
-    try:
-        fx, fy, cx, cy = (float(k[name]) for name in ("fx", "fy", "cx", "cy"))
-    except (KeyError, TypeError, ValueError):
-        raise VF3DInputError(where, "'intrinsics' must have numeric fx, fy, cx, cy") from None
+    if not isinstance(k, dict) or not all(name in k for name in ("fx", "fy", "cx", "cy")):
+        raise VF3DInputError(where, "'intrinsics' must have numeric fx, fy, cx, cy")
+    for name in ("fx", "fy", "cx", "cy"):
+        if not is_number(k[name]) or not np.isfinite(k[name]):
+            raise VF3DInputError(where, f"'intrinsics' {name} must be a finite number, got {k[name]!r}")
+    fx, fy, cx, cy = (float(k[name]) for name in ("fx", "fy", "cx", "cy"))
     if fx <= 0 or fy <= 0:
         raise VF3DInputError(where, f"focal lengths must be positive, got fx={fx}, fy={fy}")
     if abs(fx - fy) > 1e-3 * fx:
@@ -106,6 +134,7 @@ def load_trajectory_json(path: str | Path) -> Trajectory:
     poses = data.get("camera_to_world")
     if not isinstance(poses, list):
         raise VF3DInputError(path, "'camera_to_world' must be a list of 4x4 matrices, one per frame")
+    check_frame_count(path, len(poses))
     c2w = np.stack([_matrix(m, path, i) for i, m in enumerate(poses)]) if poses else np.zeros((0, 4, 4))
     check_moving(c2w, path)
     if axes == "opengl":

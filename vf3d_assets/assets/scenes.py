@@ -35,8 +35,9 @@ MISSING = "missing"
 
 
 @observable_source_asset(partitions_def=scene_partitions, group_name="scenes",
-                         description="A shot's input files (.blend with the libraries it links, or mesh + trajectory "
-                                     "JSON); data version = content hash.")
+                         description="A shot's input files (the shot file and every file it references: .blend "
+                                     "libraries, glTF buffers and images, OBJ materials and textures; the "
+                                     "trajectory JSON of a mesh); data version = content hash.")
 def scene_source() -> DataVersionsByPartition:
     versions = {}
     for key, entry in catalog.scenes.items():

@@ -7,21 +7,39 @@ passes (world position, normal, object/material index, depth) that every guidanc
 """
 
 import contextlib
+import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
+
+BLENDER_LOGGER = "vf3d.blender"
+"""The logger Blender's own messages go to (INFO): silent unless a handler is attached (`vf3d ... --verbose`)."""
 
 
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
-    """Silence Blender's progress lines (file reads, Cycles frames), which it prints from C straight to file descriptor 1."""
+    """Keep Blender's own messages out of the terminal: its progress lines (file reads, Cycles frames) and its
+    complaints (a scripted driver that auto-run keeps from running prints five lines), which it prints from C
+    straight to file descriptors 1 and 2. They go to the `BLENDER_LOGGER` log instead. Real errors still reach
+    the user: Blender raises them to Python as exceptions, which become one line."""
     sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as captured:
+        try:
+            os.dup2(captured.fileno(), 1)
+            os.dup2(captured.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in zip((1, 2), saved):
+                os.dup2(original, fd)
+                os.close(original)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            log = logging.getLogger(BLENDER_LOGGER)
+            for line in text.splitlines():
+                if line.strip():
+                    log.info(line.rstrip())

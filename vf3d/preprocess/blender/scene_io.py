@@ -14,11 +14,11 @@ import bpy
 import numpy as np
 
 from vf3d.common.errors import VF3DInputError
-from vf3d.common.limits import check_render_size
-from vf3d.preprocess.blend_libraries import linked_libraries
+from vf3d.common.limits import check_frame_count, check_render_size
 from vf3d.preprocess.blender import quiet_stdout
 from vf3d.preprocess.camera import Intrinsics, blender_to_opencv_c2w
-from vf3d.preprocess.trajectory import Trajectory, check_moving, load_trajectory_json
+from vf3d.preprocess.external_references import external_references
+from vf3d.preprocess.trajectory import Trajectory, check_finite_camera, check_moving, load_trajectory_json
 
 MESH_EXTENSIONS = (".glb", ".gltf", ".obj")
 SUPPORTED_EXTENSIONS = (".blend", *MESH_EXTENSIONS)
@@ -127,13 +127,16 @@ def _blend_trajectory(path: Path, scene: bpy.types.Scene, width: int, height: in
     if camera.data.type != "PERSP":
         raise VF3DInputError(path, f"camera '{camera.name}' is {camera.data.type}; only perspective cameras are supported")
     frames = tuple(range(scene.frame_start, scene.frame_end + 1, max(scene.frame_step, 1)))
+    check_frame_count(path, len(frames))  # before evaluating the camera at every frame
     poses, intrinsics = [], []
     for frame in frames:
         scene.frame_set(frame)
         depsgraph = bpy.context.evaluated_depsgraph_get()
         # The evaluated matrix includes constraints (FOLLOW_PATH, TRACK_TO), parents and drivers.
-        poses.append(blender_to_opencv_c2w(np.array(camera.evaluated_get(depsgraph).matrix_world)))
+        world = np.array(camera.evaluated_get(depsgraph).matrix_world)
         intrinsics.append(intrinsics_from_blender(camera, width, height))
+        check_finite_camera(world, intrinsics[-1], path, frame)  # a NaN key: one line naming the frame
+        poses.append(blender_to_opencv_c2w(world))
     c2w = np.stack(poses) if poses else np.zeros((0, 4, 4))
     check_moving(c2w, path)
     k0 = intrinsics[0]
@@ -161,8 +164,9 @@ def load_shot(source: str | Path, width: int, height: int, trajectory: str | Pat
         source: a `.blend` (its scene camera and frame range are the trajectory) or a `.glb`/`.gltf`/`.obj`.
         width, height: render size in pixels.
         trajectory: trajectory JSON, required for mesh files and not allowed for `.blend`.
-        library_paths: folders besides the shot's own from which a `.blend` may link libraries; a link
-            anywhere else is refused before Blender opens the file.
+        library_paths: folders besides the shot's own from which the shot may read the files it references
+            (`vf3d.preprocess.external_references`); a reference anywhere else is refused before Blender
+            opens the file.
     """
     source = Path(source)
     check_render_size(source, width, height)
@@ -174,7 +178,7 @@ def load_shot(source: str | Path, width: int, height: int, trajectory: str | Pat
     if suffix == ".blend":
         if trajectory is not None:
             raise VF3DInputError(trajectory, "a .blend carries its own camera; a trajectory JSON is only for .glb/.obj")
-        linked_libraries(source, [Path(p) for p in library_paths])  # Blender opens every link: check first
+        external_references(source, library_paths)  # Blender opens every link: check first
         _open_blend(source)
         scene = bpy.context.scene
         traj, clip = _blend_trajectory(source, scene, width, height)
@@ -182,6 +186,7 @@ def load_shot(source: str | Path, width: int, height: int, trajectory: str | Pat
         if trajectory is None:
             raise VF3DInputError(source, "a mesh file needs a camera trajectory JSON (--trajectory)")
         traj = _json_trajectory(source, Path(trajectory), width, height)
+        external_references(source, library_paths)  # the importers read every buffer, image, mtl: check first
         _import_mesh(source)
         scene = bpy.context.scene
         clip = (0.01, 1.0e5)

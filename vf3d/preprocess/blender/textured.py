@@ -14,6 +14,7 @@ import numpy as np
 from mathutils import Matrix
 from PIL import Image
 
+from vf3d.common.interrupts import checkpoint, stop_on_signals
 from vf3d.preprocess.blender import quiet_stdout
 from vf3d.preprocess.blender.scene_io import load_shot
 from vf3d.preprocess.camera import opencv_to_blender_c2w
@@ -75,13 +76,19 @@ def render_textured_clip(source: Path, out_dir: Path, width: int, height: int, s
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for index in range(traj.num_frames):
-        scene.frame_set(traj.source_frames[index])
-        scene.camera.matrix_world = Matrix(opencv_to_blender_c2w(traj.c2w[index]).tolist())
-        scene.render.filepath = str(out_dir / f"{index:05d}.png")
-        with quiet_stdout():
-            bpy.ops.render.render(write_still=True)
+    with stop_on_signals():
+        for index in range(traj.num_frames):
+            checkpoint()  # a signal swallowed by Blender's render callback stops the loop here
+            _render_textured_frame(scene, traj, index, out_dir)
     return traj
+
+
+def _render_textured_frame(scene: bpy.types.Scene, traj: Trajectory, index: int, out_dir: Path) -> None:
+    scene.frame_set(traj.source_frames[index])
+    scene.camera.matrix_world = Matrix(opencv_to_blender_c2w(traj.c2w[index]).tolist())
+    scene.render.filepath = str(out_dir / f"{index:05d}.png")
+    with quiet_stdout():
+        bpy.ops.render.render(write_still=True)
 
 
 def load_frames(folder: Path) -> list[np.ndarray]:
