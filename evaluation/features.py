@@ -6,16 +6,22 @@ for the real checkpoints, smaller for the tiny profile); `tests/test_metric_refe
 its reference on real images:
 - CLIP-A, CLIP-I: OpenAI CLIP's `preprocess`, which transformers' `CLIPImageProcessor` reproduces: PIL bicubic
   resize of the uint8 image (shorter side to 224), centre crop, /255, CLIP mean/std.
-- VBench Background Consistency: VBench's `clip_transform` on the uint8 frame tensor: torchvision `Resize(224,
-  BICUBIC, antialias=False)` (which rounds back to uint8), `CenterCrop(224)`, /255, CLIP mean/std.
-- VBench Subject Consistency: VBench's `dino_transform`: torchvision `Resize(224, antialias=False)` (bilinear,
-  uint8), /255, ImageNet mean/std, no crop; the ViT's position embeddings are interpolated to the non-square
-  grid, as the DINO hub model does.
+- VBench Background Consistency: VBench's `clip_transform` on its frame tensor: `load_video` builds it with
+  `torch.Tensor(frames)`, i.e. float32 0-255 (its comment says uint8), so the torchvision `Resize(224, BICUBIC,
+  antialias=False)` neither rounds nor clamps; then `CenterCrop(224)`, /255, CLIP mean/std.
+- VBench Subject Consistency: VBench's `dino_transform` on the same float32 tensor: `Resize(224,
+  antialias=False)` (bilinear), /255, ImageNet mean/std, no crop. The DINO hub model it loads
+  (facebookresearch/dino `dino_vitb16`) interpolates its position embeddings to the non-square grid with
+  `scale_factor=((rows + 0.1) / 14, (cols + 0.1) / 14)`, not transformers' `size=(rows, cols)`: the sampling
+  positions differ (even along a side that keeps 14 patches), so `dino_features` uses the hub's rule
+  (`dino_hub_interpolate_pos_encoding`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
+from types import MethodType
 
 import numpy as np
 import torch
@@ -73,20 +79,35 @@ def clip_preprocess(images: np.ndarray, size: int) -> torch.Tensor:
     return _normalise(x, CLIP_MEAN, CLIP_STD)
 
 
-def _uint8_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frame_array(images)).permute(0, 3, 1, 2).contiguous()
+def _vbench_tensor(images: np.ndarray) -> torch.Tensor:
+    """VBench's `load_video` frame tensor: `torch.Tensor(frames).permute(0, 3, 1, 2)`, float32 0-255 (T, C, H, W)."""
+    return torch.from_numpy(frame_array(images)).permute(0, 3, 1, 2).float()
 
 
 def vbench_clip_preprocess(images: np.ndarray, size: int) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> VBench's `clip_transform(size)` of the uint8 frame tensor (Background Consistency)."""
-    x = TF.resize(_uint8_tensor(images), size, InterpolationMode.BICUBIC, antialias=False)
-    return _normalise(TF.center_crop(x, size).float() / 255.0, CLIP_MEAN, CLIP_STD)
+    """(B, H, W, 3) uint8 -> VBench's `clip_transform(size)` of its float frame tensor (Background Consistency)."""
+    x = TF.resize(_vbench_tensor(images), size, InterpolationMode.BICUBIC, antialias=False)
+    return _normalise(TF.center_crop(x, size) / 255.0, CLIP_MEAN, CLIP_STD)
 
 
 def dino_preprocess(images: np.ndarray, size: int) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> VBench's `dino_transform(size)` of the uint8 frame tensor (Subject Consistency)."""
-    x = TF.resize(_uint8_tensor(images), size, InterpolationMode.BILINEAR, antialias=False)
-    return _normalise(x.float() / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+    """(B, H, W, 3) uint8 -> VBench's `dino_transform(size)` of its float frame tensor (Subject Consistency)."""
+    x = TF.resize(_vbench_tensor(images), size, InterpolationMode.BILINEAR, antialias=False)
+    return _normalise(x / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def dino_hub_interpolate_pos_encoding(self: torch.nn.Module, embeddings: torch.Tensor, height: int, width: int
+                                      ) -> torch.Tensor:
+    """facebookresearch/dino's `VisionTransformer.interpolate_pos_encoding` for a transformers `ViTEmbeddings`
+    (`self`): bicubic with `scale_factor` = (patches + 0.1) / side per axis (module docstring)."""
+    num_patches, num_positions = embeddings.shape[1] - 1, self.position_embeddings.shape[1] - 1
+    if num_patches == num_positions and height == width:
+        return self.position_embeddings
+    side, dim = int(math.sqrt(num_positions)), embeddings.shape[-1]
+    rows, cols = height // self.patch_size + 0.1, width // self.patch_size + 0.1  # the hub's float-error guard
+    grid = self.position_embeddings[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, scale_factor=(rows / side, cols / side), mode="bicubic")
+    return torch.cat((self.position_embeddings[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
 
 
 @torch.no_grad()
@@ -108,15 +129,22 @@ def clip_image_embeddings(frames: Sequence[np.ndarray] | np.ndarray, clip_model:
 
 @torch.no_grad()
 def dino_features(frames: Sequence[np.ndarray] | np.ndarray, dino_model: torch.nn.Module) -> torch.Tensor:
-    """L2-normalised DINO CLS features (the DINO hub model's output: the final-norm CLS token), (F, D) on the CPU.
+    """L2-normalised DINO CLS features (the DINO hub model's output: the final-norm CLS token, position embeddings
+    interpolated by the hub's rule), (F, D) on the CPU.
 
     `dino_model`: a transformers `ViTModel` (e.g. facebook/dino-vitb16, VBench's DINO ViT-B/16).
     """
     device, dtype = model_device(dino_model)
     size = dino_model.config.image_size
-    out = []
-    for chunk in frame_batches(frames):
-        pixels = dino_preprocess(chunk, size).to(device, dtype)
-        hidden = dino_model(pixel_values=pixels, interpolate_pos_encoding=True).last_hidden_state
-        out.append(hidden[:, 0].float().cpu())
+    embeddings = dino_model.embeddings
+    # the hub's interpolation on this instance for the call, transformers' again afterwards
+    embeddings.interpolate_pos_encoding = MethodType(dino_hub_interpolate_pos_encoding, embeddings)
+    try:
+        out = []
+        for chunk in frame_batches(frames):
+            pixels = dino_preprocess(chunk, size).to(device, dtype)
+            hidden = dino_model(pixel_values=pixels, interpolate_pos_encoding=True).last_hidden_state
+            out.append(hidden[:, 0].float().cpu())
+    finally:
+        del embeddings.interpolate_pos_encoding
     return F.normalize(torch.cat(out), dim=-1)

@@ -40,6 +40,25 @@ PAPER_TABLE2: dict[str, dict[str, float | None]] = {
 """The paper's Table 2 (means over its 48 videos), as printed (3 decimals); None where it prints '-' (the
 video-diffusion-only baselines, which do not start from the anchor views)."""
 
+TABLE3_METRICS = ("psnr", "ssim", "lpips", "psnr_d", "clip_a", "musiq")
+"""Table 3's columns, in its order: PSNR, SSIM, LPIPS, PSNR-D, CLIP-A, MUSIQ."""
+PAPER_TABLE3: dict[str, dict[str, float]] = {
+    condition: dict(zip(TABLE3_METRICS, values)) for condition, values in (
+        ("-", (14.160, 0.417, 0.282, 16.780, 6.622, 62.562)),
+        ("HED", (15.935, 0.545, 0.238, 19.655, 6.580, 67.066)),
+        ("HED-S", (16.739, 0.554, 0.236, 19.754, 6.730, 68.615)),
+    )
+}
+"""The paper's Table 3 (GGI's structure condition during training), as printed; HED-S is Table 2's ours."""
+TABLE3_METHODS = {"-": "ggi_no_structure", "HED": "ggi_hed", "HED-S": "ggi"}
+"""Table 3's condition -> the method key (`vf3d.baselines.methods`) of our run with that condition."""
+
+METRICS_CODE_VERSION = "3"
+"""The definition of the metric values: the metrics assets' Dagster code version, written into every record;
+the report leaves out records of another version. Bump it whenever a value's definition changes.
+3: geometric flicker low-passed and symmetrically resampled (`evaluation.flicker`), VBench's float frame tensor
+for SC/BC and the DINO hub's position-embedding interpolation (`evaluation.features`)."""
+
 
 def evaluate_video(frames: Sequence[np.ndarray] | np.ndarray, anchors: Mapping[int, np.ndarray],
                    reference_image: np.ndarray, gt_depth: np.ndarray, c2w: np.ndarray, intrinsics: Intrinsics,
@@ -54,7 +73,7 @@ def evaluate_video(frames: Sequence[np.ndarray] | np.ndarray, anchors: Mapping[i
         c2w: (F, 4, 4) OpenCV camera-to-world poses (guidance's meta.json).
         intrinsics: pinhole intrinsics of the (H, W) frames.
         models: `tiny_metric_models()` or `full_metric_models(weights_dir)`.
-        psnr_d_background: `exclude` (the paper's reading) or `farthest` (`evaluation.structure`).
+        psnr_d_background: `exclude` (our reading: the paper does not say) or `farthest` (`evaluation.structure`).
 
     Returns:
         {metric: float for metric in METRICS} (+inf / NaN as the metric modules document), "known_fraction"

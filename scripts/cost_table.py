@@ -5,7 +5,7 @@
     .venv/bin/python scripts/cost_table.py --out docs/cost.md        # write the markdown (atomically)
 
 The graph's dependencies decide the wall time: each scene's guidance (Blender, on the CPU) and each style's
-LoRA (GPU) come first; a scene x style partition (its anchor views, then its GGI segments) can start when both
+LoRA (GPU; a post-prompt variant shares its reference's LoRA, paper Sec. 3.2, so one per reference) come first; a scene x style partition (its anchor views, then its GGI segments) can start when both
 of its inputs exist. Partitions are list-scheduled on the GPUs, longest first, as the `gpu` pool hands out
 slots; the CPU renders all scenes at once (a workstation renders 16 shots of 1-3 segments in well under one
 LoRA's time). GGI training is left out: the benchmark samples with the released GGI weights.
@@ -52,6 +52,7 @@ def measured_seconds(report: dict, offload: str) -> dict[str, float]:
 class Partition:
     scene: str
     style: str
+    """The LoRA it samples with (`lora_of_style`)."""
     gpu_seconds: float
     ready_after: tuple[str, ...]
     """The style LoRA it waits for (a GPU task) and the time its scene's guidance takes (CPU)."""
@@ -62,21 +63,29 @@ def benchmark_partitions(catalog: dict, seconds: dict[str, float]) -> list[Parti
     """One task per scene x style: (segments + 1) anchor views, then the segments' GGI (and metrics, if
     measured)."""
     per_segment = seconds["ggi_per_segment"] + seconds.get("metrics_per_segment", 0.0)
-    return [Partition(scene["key"], style["key"],
+    lora = lora_of_style(catalog)
+    return [Partition(scene["key"], lora[style["key"]],
                       (scene["segments"] + 1) * seconds["anchor_per_view"] + scene["segments"] * per_segment,
-                      (style["key"],), scene["segments"] * seconds["preprocess_per_segment"])
+                      (lora[style["key"]],), scene["segments"] * seconds["preprocess_per_segment"])
             for scene in catalog["scenes"] for style in catalog["styles"]]
 
 
-def schedule(partitions: list[Partition], styles: list[str], lora_seconds: float, gpus: int) -> float:
+def lora_of_style(catalog: dict) -> dict[str, str]:
+    """The LoRA each style samples with, named by the first style that trains it: styles with the same reference
+    and identifier share one (post-prompt variants; `vf3d_assets.assets.sag.lora_training_key`)."""
+    first: dict[tuple[str, str], str] = {}
+    return {s["key"]: first.setdefault((s["reference"], s["identifier"]), s["key"]) for s in catalog["styles"]}
+
+
+def schedule(partitions: list[Partition], loras: list[str], lora_seconds: float, gpus: int) -> float:
     """Makespan in seconds: the LoRAs first (one GPU each), then partitions longest first as soon as a GPU is
     free and their LoRA and guidance are done."""
     free = [0.0] * gpus  # when each GPU is next free (a heap)
     lora_done = {}
-    for style in styles:
+    for lora in loras:
         start = heapq.heappop(free)
-        lora_done[style] = start + lora_seconds
-        heapq.heappush(free, lora_done[style])
+        lora_done[lora] = start + lora_seconds
+        heapq.heappush(free, lora_done[lora])
     end = max(lora_done.values(), default=0.0)
     for task in sorted(partitions, key=lambda p: -p.gpu_seconds):
         start = max(heapq.heappop(free), lora_done[task.style], task.cpu_seconds)
@@ -87,11 +96,11 @@ def schedule(partitions: list[Partition], styles: list[str], lora_seconds: float
 
 def cost_rows(catalog: dict, seconds: dict[str, float]) -> dict:
     partitions = benchmark_partitions(catalog, seconds)
-    styles = [s["key"] for s in catalog["styles"]]
-    gpu_seconds = len(styles) * seconds["lora_per_style"] + sum(p.gpu_seconds for p in partitions)
+    loras = sorted(set(lora_of_style(catalog).values()))
+    gpu_seconds = len(loras) * seconds["lora_per_style"] + sum(p.gpu_seconds for p in partitions)
     return {"partitions": len(partitions), "segments": sum(s["segments"] for s in catalog["scenes"]),
-            "gpu_hours": gpu_seconds / 3600,
-            "wall_hours": {g: schedule(partitions, styles, seconds["lora_per_style"], g) / 3600 for g in GPU_COUNTS}}
+            "loras": len(loras), "gpu_hours": gpu_seconds / 3600,
+            "wall_hours": {g: schedule(partitions, loras, seconds["lora_per_style"], g) / 3600 for g in GPU_COUNTS}}
 
 
 def markdown(columns: dict[str, tuple[dict, dict]]) -> str:

@@ -21,16 +21,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # Headless Chromium for the browser test of the UI (tests/test_ui_browser.py): Debian's chromium and
-# chromium-driver (Playwright drives /usr/bin/chromium; its own browser download is not used).
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+# chromium-driver (Playwright drives /usr/bin/chromium; its own browser download is not used); libegl1 for
+# Blender's Workbench engine, which the HED-input comparison test renders with (tests/test_hed_input.py).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! ldconfig -p | grep -q libEGL.so.1; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing chromium and chromium-driver (apt-get) for the UI browser test..."
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver libegl1 \
            >/dev/null; }; then
       echo "warning: apt-get could not install chromium; tests/test_ui_browser.py will fail" >&2
     fi
   else
     echo "note: /usr/bin/chromium or /usr/bin/chromedriver is missing and this is not root: run" \
-         "'sudo apt-get install -y chromium chromium-driver' or tests/test_ui_browser.py will fail" >&2
+         "'sudo apt-get install -y chromium chromium-driver libegl1' or tests/test_ui_browser.py will fail" >&2
   fi
 fi

@@ -148,3 +148,12 @@ def with_embedded_code(path: Path, marker: Path) -> Path:
     driver.type = "SCRIPTED"
     driver.expression = f"__import__('pathlib').Path({str(marker) + '.driver'!r}).write_text('driver ran') and 0"
     return save(path)
+
+
+def designer_shot(folder: Path, blend: str = "shot.blend", image: str = "look.png") -> Path:
+    """A designer's shot: an 8-frame dolly with an occluder, and a plain 64x48 style image, in `folder`."""
+    from PIL import Image
+
+    dolly_over_plane(folder / blend, frames=8, step=0.05, occluder=True)
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(folder / image)
+    return folder

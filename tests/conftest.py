@@ -39,6 +39,21 @@ os.environ["VF3D_USER_CATALOG"] = str(USER_CATALOG)
 os.environ["VF3D_HOME"] = str(USER_CATALOG_DIR / "home")
 
 
+@pytest.fixture
+def clean_env(tmp_path):
+    """No VF3D_* deployment variable set, and a fresh working folder; the environment is restored afterwards
+    (the code under test fills it, as it does in the code location's process)."""
+    from resources.deployment import SETTINGS
+
+    saved = dict(os.environ)
+    for setting in SETTINGS:
+        os.environ.pop(setting.env, None)
+    os.environ["VF3D_HOME"] = str(tmp_path)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def demo_env(home: Path) -> dict:
     """The environment of a user running vf3d on the demo alone in the working folder `home`."""
     env = {**os.environ, "VF3D_HOME": str(home)}

@@ -116,21 +116,7 @@ def test_trajectory_entries_must_be_numbers_and_finite(capsys, shots, tmp_path):
 
 # --- 8: a device that is not there ---------------------------------------------------------------------------
 
-@pytest.fixture
-def deployment(tmp_path, monkeypatch):
-    """No VF3D_* deployment variable set and a fresh working folder; the environment is restored afterwards."""
-    from resources.deployment import SETTINGS
-
-    saved = dict(os.environ)
-    for setting in SETTINGS:
-        os.environ.pop(setting.env, None)
-    os.environ["VF3D_HOME"] = str(tmp_path)
-    yield tmp_path
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-def test_a_device_that_is_not_there_is_refused(capsys, deployment, monkeypatch):
+def test_a_device_that_is_not_there_is_refused(capsys, clean_env, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -150,8 +136,8 @@ def test_a_device_that_is_not_there_is_refused(capsys, deployment, monkeypatch):
     # The same setting from the config file names the file.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("VF3D_DEVICE")
-    (deployment / "vf3d.toml").write_text('device = "cuda:7"\n')
-    assert_one_line_error(*cli(capsys, "config"), f"error: {deployment / 'vf3d.toml'}: ", "'cuda:7'")
+    (clean_env / "vf3d.toml").write_text('device = "cuda:7"\n')
+    assert_one_line_error(*cli(capsys, "config"), f"error: {clean_env / 'vf3d.toml'}: ", "'cuda:7'")
 
 
 # --- 9: a tiny style image, a key too long for a file name ---------------------------------------------------

@@ -56,3 +56,27 @@ def test_bad_user_catalog(tmp_path, scenes, words):
     assert str(error.value).startswith(str(user))
     for word in words:
         assert word in str(error.value)
+
+
+def test_a_post_prompt_schedule_spreads_over_the_anchors(tmp_path):
+    """Paper Fig. 8: a post-prompt per anchor; fewer prompts than anchors are spread evenly, more are refused."""
+    (tmp_path / "look.png").write_bytes(b"")
+    scenes = [{"key": "s", "source": "s.blend"}]
+    styles = [{"key": "seasons", "reference": "look.png", "identifier": "a scene in qqq style",
+               "post_prompt": ["summer", "autumn", "winter"]},
+              {"key": "winter", "reference": "look.png", "identifier": "a scene in qqq style", "post_prompt": "winter"}]
+    (tmp_path / "c.json").write_text(json.dumps({"scenes": scenes, "styles": styles}))
+    catalog = load_catalog([tmp_path / "c.json"])
+    seasons, winter = catalog.style("seasons"), catalog.style("winter")
+    assert seasons.post_prompt is None and seasons.post_prompt_schedule == ("summer", "autumn", "winter")
+    assert seasons.anchor_post_prompts(3) == ["summer", "autumn", "winter"]
+    assert seasons.anchor_post_prompts(6) == ["summer", "summer", "autumn", "autumn", "winter", "winter"]
+    assert seasons.anchor_post_prompts(4) == ["summer", "summer", "autumn", "winter"]
+    assert winter.anchor_post_prompts(2) == ["winter", "winter"] and not winter.post_prompt_schedule
+    with pytest.raises(VF3DInputError, match="3 post-prompts for 2 anchors"):
+        seasons.anchor_post_prompts(2)
+    for bad in ([], [""], [3], 5):
+        styles[0]["post_prompt"] = bad
+        (tmp_path / "c.json").write_text(json.dumps({"scenes": scenes, "styles": styles}))
+        with pytest.raises(VF3DInputError, match="'post_prompt' must be"):
+            load_catalog([tmp_path / "c.json"])

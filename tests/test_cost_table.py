@@ -20,7 +20,10 @@ def test_wall_time_follows_the_dependencies():
     # paper: 197 s per one-segment trajectory = preprocessing (CPU) + 2 anchors + GGI
     assert seconds["preprocess_per_segment"] + 2 * seconds["anchor_per_view"] + seconds["ggi_per_segment"] == 197
     partitions = cost_table.benchmark_partitions(CATALOG, seconds)
-    styles = [s["key"] for s in CATALOG["styles"]]
+    # photo_winter is photo's reference and identifier with a post-prompt: it samples with photo's LoRA
+    assert cost_table.lora_of_style(CATALOG) == {"photo": "photo", "painterly": "painterly", "photo_winter": "photo"}
+    assert rows["loras"] == 2 and {p.style for p in partitions} == {"photo", "painterly"}
+    styles = sorted({p.style for p in partitions})
     one = cost_table.schedule(partitions, styles, seconds["lora_per_style"], 1)
     assert one == pytest.approx(rows["gpu_hours"] * 3600)  # one GPU: everything in a row, never idle
     unlimited = cost_table.schedule(partitions, styles, seconds["lora_per_style"], 1000)
@@ -38,7 +41,7 @@ def test_our_times_come_from_a_gpu_acceptance_report():
     assert ours == {"preprocess_per_segment": 12.0, "lora_per_style": 900.0, "anchor_per_view": 15.0,
                     "ggi_per_segment": 120.0, "metrics_per_segment": 10.0}
     assert cost_table.cost_rows(CATALOG, ours)["gpu_hours"] == pytest.approx(
-        (3 * 900 + 3 * (44 * 15 + 28 * 130)) / 3600)
+        (2 * 900 + 3 * (44 * 15 + 28 * 130)) / 3600)  # two LoRAs: photo_winter shares photo's
     with pytest.raises(SystemExit, match="no lora/none"):
         cost_table.measured_seconds(report, "none")
 

@@ -16,8 +16,11 @@ from vf3d_assets.assets.styles import style_reference
 ASSETS = [scene_source, style_reference, scene, guidance, style_lora, anchors]
 
 
-def test_style_lora_and_anchors_materialize(tmp_path):
+def test_style_lora_and_anchors_materialize(tmp_path, monkeypatch):
     blender_scenes.dolly_over_plane(USER_CATALOG_DIR / "shot_a.blend", frames=3, step=0.3, occluder=True)
+    asked = []
+    real_edges = ModelStore.edges
+    monkeypatch.setattr(ModelStore, "edges", lambda self, *a: asked.append(a[2:]) or real_edges(self, *a))
     resources = {"artifacts": ArtifactStore(root=str(tmp_path)), "blender": BlenderRenderer(threads=1),
                  "models": ModelStore(profile="tiny"), "gpu": GPU(device="cpu")}
     run = lambda selection, key, config=None: materialize(  # noqa: E731
@@ -35,6 +38,7 @@ def test_style_lora_and_anchors_materialize(tmp_path):
     result = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo"}),
                  {"ops": {"anchors": {"config": {"anchor_styles": ["photo", "painterly"], "replacement": False}}}})
     assert result.success
+    assert asked[-1] == (72,)  # HED at the official render height: 1.5 x 48 (`assets/mk_edge.py:31`)
     out = tmp_path / "anchors" / "test_shot_a__photo"
     record = json.loads((out / "anchors.json").read_text())
     assert [a["frame"] for a in record["anchors"]] == [0, 2]
@@ -42,11 +46,13 @@ def test_style_lora_and_anchors_materialize(tmp_path):
     assert record["anchors"][1]["replaced_fraction"] == 0.0
     for a in record["anchors"]:
         image = Image.open(out / "anchors" / f"{a['frame']:05d}.png")
-        assert image.size == (64, 48)
+        assert image.size == (64, 48)  # the video size, what GGI reads
+        assert Image.open(out / "sag_size" / f"{a['frame']:05d}.png").size == (96, 64)  # 96x72, x-flux's rounding
     assert record["anchors"][1]["observed_fraction"] > 0.5
     assert np.asarray(Image.open(out / "warped" / "00002.png")).any()
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["profile"].value == "tiny"
+    assert metadata["sag_resolution"].value == "96x64"
     assert "data:image/png;base64," in metadata["anchors"].value
     # One style alone (official distribution alignment): the LoRA learns the empty prompt, and the anchors are
     # sampled with the post-prompt alone.

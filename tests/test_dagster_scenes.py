@@ -37,6 +37,8 @@ def test_materialize_guidance_then_edit_makes_exactly_that_scene_stale(instance,
     metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in events}
     assert metadata["guidance"]["frames"].value == 3
     assert "data:image/png;base64," in metadata["guidance"]["edge_contact_sheet"].value
+    assert "data:image/png;base64," in metadata["guidance"]["hed_input_contact_sheet"].value
+    assert metadata["guidance"]["hed_input"].value["anchors"]["height"] == 72  # 1.5 x 48, the official render size
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"edges_on_every_frame": True, "valid_flow_fraction": True}
     assert (tmp_path / "artifacts" / "guidance" / "test_shot_b" / "flows" / "seg000.npz").is_file()

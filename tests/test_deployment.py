@@ -1,27 +1,17 @@
 """One switch for the whole deployment: environment, then <VF3D_HOME>/vf3d.toml, then defaults; Dagster EnvVars."""
 
-import os
 
 import pytest
 from dagster import AssetExecutionContext, asset, materialize
 
 from resources import GPU, ModelStore
-from resources.deployment import SETTINGS, apply_deployment, check_deployment, deployment_resources
+from resources.deployment import (
+    apply_deployment,
+    check_deployment,
+    deployment_resources,
+)
 from vf3d.common.errors import VF3DInputError
 from vf3d_assets.cli import main
-
-
-@pytest.fixture
-def clean_env(tmp_path):
-    """No VF3D_* deployment variable set, and a fresh working folder; the environment is restored afterwards
-    (the code under test fills it, as it does in the code location's process)."""
-    saved = dict(os.environ)
-    for setting in SETTINGS:
-        os.environ.pop(setting.env, None)
-    os.environ["VF3D_HOME"] = str(tmp_path)
-    yield tmp_path
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_environment_then_config_file_then_defaults(clean_env):

@@ -35,10 +35,7 @@ def stage_lines(stdout):
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("designer")
-    blender_scenes.dolly_over_plane(folder / "my shot.blend", frames=8, step=0.05, occluder=True)
-    Image.new("RGB", (64, 48), (30, 120, 200)).save(folder / "blue.png")
-    return folder
+    return blender_scenes.designer_shot(tmp_path_factory.mktemp("designer"), "my shot.blend", "blue.png")
 
 
 def test_run_registers_renders_and_reruns_only_what_an_edit_made_stale(shot, tmp_path):
@@ -50,7 +47,10 @@ def test_run_registers_renders_and_reruns_only_what_an_edit_made_stale(shot, tmp
                         "ggi_training_set", "ggi_weights", "anchors[my_shot|blue]", "video[my_shot|blue]",
                         "metrics[my_shot|blue]"} and set(ran.values()) == {"ran"}
     mp4 = home / "artifacts" / "video" / "my_shot__blue" / "video.mp4"
-    assert first.stdout.strip().splitlines()[-1] == f"the video: {mp4}" and mp4.is_file()
+    lines = first.stdout.strip().splitlines()
+    assert lines[-2] == f"the video: {mp4}" and mp4.is_file()
+    page = home / "artifacts" / "shot_page" / "my_shot__blue" / "index.html"  # its page: video, anchors, edges, numbers
+    assert lines[-1] == f"the shot's page: {page.as_uri()}" and "../../video/my_shot__blue/video.mp4" in page.read_text()
     catalog = json.loads((home / "catalog.json").read_text())
     assert catalog["shots"] == [{"scene": "my_shot", "style": "blue"}]
     # the UI and every later command find the shot without any environment variable but VF3D_HOME
@@ -166,3 +166,24 @@ def test_run_takes_a_mesh_with_a_3_2_trajectory_through_to_the_mp4(shot, tmp_pat
          "--height", 64)
     frames = read_mp4(home / "artifacts" / "video" / "wide__blue" / "video.mp4")
     assert len(frames) == 8 and frames[0].shape == (64, 96, 3)
+
+
+def test_post_prompt_variants_reuse_the_lora_and_a_schedule_changes_the_style_over_time(shot, tmp_path):
+    """Paper Sec. 3.2 ("Style Variation": post-prompting avoids training additional LoRAs) and Fig. 8 (a post-prompt
+    per anchor, "we intentionally omit the replacement operation")."""
+    Image.new("RGB", (64, 48), (90, 160, 60)).save(tmp_path / "look.png")
+    home, size = tmp_path / "home", ("--width", 64, "--height", 48)
+    vf3d(home, "run", shot / "my shot.blend", "--style", tmp_path / "look.png", *size)
+    over_time = vf3d(home, "run", shot / "my shot.blend", "--style", tmp_path / "look.png", "--post-prompt", "summer",
+                     "--post-prompt", "winter", *size)
+    assert stage_lines(over_time.stdout)["style_lora[look_summer_to_winter]"] == "ran"
+    loras = home / "artifacts" / "style_lora"
+    files = sorted(p.name for p in (loras / "look").iterdir() if p.suffix == ".safetensors")
+    assert files and all((loras / "look" / f).stat().st_ino == (loras / "look_summer_to_winter" / f).stat().st_ino
+                         for f in files)  # one training, linked by both styles
+    trained = [p for p in (home / "artifacts" / "style_lora_shared").iterdir() if not p.name.startswith(".tmp-")]
+    assert len(trained) == 1
+    record = json.loads((home / "artifacts" / "anchors" / "my_shot__look_summer_to_winter" / "anchors.json").read_text())
+    assert [a["prompt"] for a in record["anchors"]] == ["summer", "winter"] and record["settings"]["replacement"] is False
+    plain = json.loads((home / "artifacts" / "anchors" / "my_shot__look" / "anchors.json").read_text())
+    assert plain["settings"]["replacement"] is True

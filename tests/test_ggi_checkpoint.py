@@ -3,30 +3,61 @@ as they are distributed, and anything partial or mismatched is one clear error."
 
 import copy
 import json
+from glob import glob
 
 import pytest
 import torch
 from dagster import materialize
-from peft import LoraConfig
-from safetensors.torch import save_file
+from peft import LoraConfig, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 
 from resources import ArtifactStore, ModelStore
-from vf3d.models.cogvideo import GWTF_TARGET_MODULES, ggi_state_dict, load_ggi_weights, tiny_cogvideo
+from vf3d.models.cogvideo import GWTF_ADAPTER, GWTF_TARGET_MODULES, ggi_state_dict, load_ggi_weights, tiny_cogvideo
 from vf3d.models.ggi_checkpoint import INDEX_FILE, expected_ggi_shapes, import_ggi_weights
 from vf3d_assets.assets.ggi import ggi_weights
 
 
 def official_checkpoint(folder, seed=3):
-    """A tiny GGI transformer saved as the official training does: Go-with-the-Flow adapter `default` (rank 2048,
-    alpha 2048) attached, `save_pretrained` with shards (`max_shard_size` small enough to shard here too)."""
+    """A tiny GGI transformer saved as the official training does (fork `training_ggi/exps/T073-000.py` l. 194-210,
+    289-297): Go-with-the-Flow adapter `default` (rank 2048, alpha 2048) attached and loaded with its weights (here
+    random, B non-zero, so the adapter changes the outputs), `save_pretrained` with shards (`max_shard_size` small
+    enough to shard here too)."""
     transformer = tiny_cogvideo(seed, widened=True).transformer
     torch.manual_seed(seed)
     for p in transformer.parameters():
         p.data.normal_()  # trained weights: nothing left at its initial value
     transformer.add_adapter(LoraConfig(r=2048, lora_alpha=2048, init_lora_weights=True,
                                        target_modules=GWTF_TARGET_MODULES))
+    for name, p in transformer.named_parameters():
+        if ".lora_" in name:  # the loaded Go-with-the-Flow LoRA: A and B both non-zero
+            p.data.normal_(std=0.02)
     transformer.save_pretrained(folder / "transformer", safe_serialization=True, max_shard_size="200KB")
     return transformer
+
+
+def official_ggi_py_load(path_ckpt):
+    """The official inference's loading, `ggi.py` l. 104-123, with the tiny model standing in for
+    `CogVideoXImageToVideoPipeline.from_pretrained(...)`: widen the patch embedding to 48 (`ch_channel_cnn`), add the
+    adapter LoraConfig(r=2048, lora_alpha=2048, init_lora_weights=True, target_modules=["to_k", "to_q", "to_v",
+    "to_out.0"]), `register_to_config(**config.json)`, then `load_state_dict` of every tensor of every shard."""
+    transformer = tiny_cogvideo(11, widened=True).transformer
+    transformer.add_adapter(LoraConfig(r=2048, lora_alpha=2048, init_lora_weights=True,
+                                       target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+    transformer.register_to_config(**json.loads((path_ckpt / "config.json").read_text()))
+    state_dict = {}
+    for shard_file in glob(str(path_ckpt / "*.safetensors")):
+        state_dict.update(load_file(shard_file))
+    transformer.load_state_dict(state_dict)
+    return transformer.eval()
+
+
+def _output(transformer):
+    """The transformer's prediction on one fixed input (latents of 3 frames, 48 channels, a text embedding)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        return transformer(hidden_states=torch.randn(1, 3, 48, 6, 8, generator=g),
+                           encoder_hidden_states=torch.randn(1, 7, 32, generator=g), timestep=torch.tensor([500]),
+                           return_dict=False)[0]
 
 
 def test_official_checkpoint_imports_without_conversion(tmp_path):
@@ -37,17 +68,49 @@ def test_official_checkpoint_imports_without_conversion(tmp_path):
         (tmp_path / "checkpoint-1350" / "transformer" / INDEX_FILE).read_text())["weight_map"])
     fresh = tiny_cogvideo(0, widened=True).transformer
     state, report = import_ggi_weights(tmp_path / "checkpoint-1350", expected_ggi_shapes(fresh))
-    expected = ggi_state_dict(trained)
-    assert state.keys() == expected.keys() and all(torch.equal(state[k], expected[k]) for k in expected)
+    expected, adapter = ggi_state_dict(trained), get_peft_model_state_dict(trained)
+    assert state.keys() == expected.keys() | adapter.keys() and len(adapter) > 0
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert all(torch.equal(state[k], adapter[k]) for k in adapter)  # the checkpoint's own adapter, kept
     assert report["tensors_verified"] == len(expected) and report["adapter_ranks"] == [2048]
     assert report["adapter_targets"] == sorted(GWTF_TARGET_MODULES) and len(report["files"]) == len(shards)
-    # The imported weights load strictly into our transformer and give the trained model's weights.
+    # The imported weights load strictly into our transformer and give the trained model's weights and adapter.
     save_file(state, tmp_path / "ggi.safetensors")
     load_ggi_weights(fresh, tmp_path / "ggi.safetensors")
-    assert all(torch.equal(fresh.state_dict()[k], expected[k]) for k in expected)
+    loaded, loaded_adapter = ggi_state_dict(fresh), get_peft_model_state_dict(fresh, adapter_name=GWTF_ADAPTER)
+    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    assert loaded_adapter.keys() == adapter.keys() and all(torch.equal(loaded_adapter[k], adapter[k]) for k in adapter)
     # Our own single-file layout goes through the same verification.
     assert import_ggi_weights(tmp_path / "ggi.safetensors", expected_ggi_shapes(fresh))[1]["tensors_verified"] == \
         len(expected)
+
+
+def test_a_user_with_only_checkpoint_1350_runs_exactly_the_official_model(tmp_path):
+    """Official `ggi.py` l. 104-123 uses the adapter stored in the checkpoint. Imported, our weights give the same
+    outputs through both loaders (tiny: `load_ggi_weights`; full: `load_full_ggi`, with no Go-with-the-Flow file
+    on disk); with the adapter discarded (the option, our previous import) they do not."""
+    from vf3d.models.cogvideo import load_full_ggi, save_full_layout
+
+    official_checkpoint(tmp_path / "checkpoint-1350")
+    official = _output(official_ggi_py_load(tmp_path / "checkpoint-1350" / "transformer"))
+    shapes = expected_ggi_shapes(tiny_cogvideo(0, widened=True).transformer)
+    state, report = import_ggi_weights(tmp_path / "checkpoint-1350", shapes)
+    assert report["adapter"].startswith("kept")
+    save_file(state, tmp_path / "ggi.safetensors")
+    ours = tiny_cogvideo(5, widened=True).transformer
+    load_ggi_weights(ours, tmp_path / "ggi.safetensors")
+    torch.testing.assert_close(_output(ours.eval()), official, rtol=0, atol=1e-6)
+    folder = tmp_path / "CogVideoX-5b-I2V"
+    save_full_layout(tiny_cogvideo(0, widened=False), folder, tmp_path / "unused.safetensors")
+    full = load_full_ggi(folder, tmp_path / "ggi.safetensors", tmp_path / "no-gwtf-lora.safetensors",
+                         dtype=torch.float32)
+    torch.testing.assert_close(_output(full.transformer), official, rtol=0, atol=1e-6)
+    discarded, report = import_ggi_weights(tmp_path / "checkpoint-1350", shapes, adapter="discard")
+    assert report["adapter"].startswith("discarded") and not any(".lora_" in k for k in discarded)
+    save_file(discarded, tmp_path / "no-adapter.safetensors")
+    bare = tiny_cogvideo(5, widened=True).transformer
+    load_ggi_weights(bare, tmp_path / "no-adapter.safetensors")
+    assert (_output(bare.eval()) - official).abs().max() > 1e-3  # the adapter matters: the test can tell
 
 
 def test_partial_or_mismatched_checkpoints_are_one_clear_error(tmp_path):

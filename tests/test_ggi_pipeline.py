@@ -1,6 +1,7 @@
 """GGI on the tiny CogVideoX components: the conditioning layout, the exact widening, sampling, full-layout loading."""
 
 import copy
+import json
 import shutil
 from dataclasses import replace
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler
+from PIL import Image
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file
 
@@ -156,6 +158,29 @@ def test_paper_sampler_is_the_models_own_scheduler_and_dpm_is_an_option(ggi, com
         _run(ggi, replace(TINY, sampler="euler"))
 
 
+# Transcribed from the official inference, KIMGEONUNG/VideoFrom3D `ggi.py`: l. 202 `--num_inference_steps`
+# default 30; l. 194 `--guidance_scale` default 6.0; l. 104 `CogVideoXImageToVideoPipeline.from_pretrained(model_path)`
+# (l. 191: "THUDM/CogVideoX-5B-I2V") keeps the model folder's scheduler, whose `scheduler/scheduler_config.json`
+# names CogVideoXDDIMScheduler, the DPM replacement being commented out (l. 133-135); l. 168-169 leave
+# `use_dynamic_cfg` commented out, so `mypipes/pipe_intp2.py` l. 611's default False: constant CFG.
+OFFICIAL_STEPS, OFFICIAL_GUIDANCE, OFFICIAL_SCHEDULER = 30, 6.0, "CogVideoXDDIMScheduler"
+
+
+def test_paper_preset_samples_with_ddim_30_steps_and_cfg_6(ggi, monkeypatch):
+    paper = GGI_PRESETS["paper"]
+    assert (paper.num_inference_steps, paper.guidance_scale, paper.sampler) == (OFFICIAL_STEPS, OFFICIAL_GUIDANCE,
+                                                                                "model")
+    scales, steps = [], []
+    predict = ggi.predict
+    # predict(latents, t, prompt_embeds, negative_prompt_embeds, directions, rotary, guidance_scale)
+    monkeypatch.setattr(ggi, "predict", lambda *args: scales.append((args[3] is not None, args[-1])) or predict(*args))
+    monkeypatch.setattr(ggi, "on_step", lambda step, total: steps.append(step))
+    _run(ggi, settings=paper)
+    assert type(ggi.pipe.scheduler).__name__ == OFFICIAL_SCHEDULER
+    assert steps == list(range(1, OFFICIAL_STEPS + 1)) and len(ggi.pipe.scheduler.timesteps) == OFFICIAL_STEPS
+    assert scales == [(True, OFFICIAL_GUIDANCE)] * OFFICIAL_STEPS  # CFG at every step, constant (not dynamic)
+
+
 def test_full_loader_loads_the_saved_layout(components, tmp_path):
     folder, weights, lora = tmp_path / "CogVideoX-5b-I2V", tmp_path / "ggi.safetensors", tmp_path / "gwtf.safetensors"
     save_full_layout(components, folder, weights, lora)
@@ -189,32 +214,55 @@ def test_missing_components_are_named_with_their_paths(components, tmp_path):
     assert str(folder / "vae" / "config.json") in message and str(weights) in message and "no-lora" in message
 
 
-@pytest.mark.parametrize("chain_from", ["generated", "anchor"])
-def test_segments_chain_from_the_last_generated_frame_as_the_official_code(tmp_path, chain_from):
-    from PIL import Image
+def _shot(folder, segments: list[list[int]]) -> None:
+    """A guidance folder (meta, edge maps, still-camera flows) and anchors for the tiny GGI at 48x64."""
+    (folder / "edges").mkdir()
+    (folder / "flows").mkdir()
+    (folder / "anchors" / "anchors").mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"height": H, "width": W, "segments": segments}))
+    for i in range(segments[-1][1] + 1):
+        Image.fromarray(_image(200 + i, (H, W))).save(folder / "edges" / f"{i:05d}.png")
+    for k, (start, end) in enumerate(segments):
+        np.savez(folder / "flows" / f"seg{k:03d}.npz", forward=np.zeros((end - start, H, W, 2), np.float32),
+                 forward_valid=np.ones((end - start, H, W), bool))
+    for i in [segments[0][0]] + [end for _, end in segments]:
+        Image.fromarray(_image(300 + i)).save(folder / "anchors" / "anchors" / f"{i:05d}.png")
 
-    from vf3d.ggi.inbetween import generate_video
-    from vf3d.ggi.pipeline import GGIOutput
 
-    (tmp_path / "edges").mkdir()
-    (tmp_path / "anchors" / "anchors").mkdir(parents=True)
-    (tmp_path / "meta.json").write_text('{"height": 8, "width": 8, "segments": [[0, 3], [3, 6], [6, 7]]}')
-    for i in range(8):
-        Image.fromarray(np.full((8, 8), i, np.uint8)).save(tmp_path / "edges" / f"{i:05d}.png")
-    for i in (0, 3, 6, 7):
-        Image.fromarray(np.full((8, 8, 3), 100 + i, np.uint8)).save(tmp_path / "anchors" / "anchors" / f"{i:05d}.png")
-    starts = []
+@pytest.mark.parametrize("chain_from, duplicate_joins", [("generated", False), ("generated", True),
+                                                         ("anchor", False)])
+def test_segments_chain_through_the_tiny_ggi(ggi, tmp_path, chain_from, duplicate_joins):
+    """Three segments (6, 6 and 3 frames; 9 generated each) through `generate_video` and the real tiny GGI with
+    its warped noise. Segment k+1 starts from segment k's last generated frame (official `ggi.py` l. 302:
+    `start = videos[-1]`) or, as an option, from the SAG anchor. The video keeps each join's boundary frame
+    once (vf3d's deliberate default), or twice with `duplicate_joins` (official l. 299-301: all `videos[:-3]`
+    of every segment saved)."""
+    from vf3d.ggi.inbetween import generate_video, segment_noise
 
-    def fake_ggi(prompt, first, last, edges, height, width, latents, settings, generator):
-        k = len(starts)
-        starts.append(int(first[0, 0, 0]))
-        return GGIOutput([np.full((8, 8, 3), 10 * k + j, np.uint8) for j in range(4)], "ggi",
-                         last_frame=np.full((8, 8, 3), 200 + k, np.uint8))
+    segments = [[0, 5], [5, 10], [10, 12]]
+    _shot(tmp_path, segments)
+    settings = replace(TINY, num_frames=9, segment_frames=6, chain_from=chain_from)
+    calls = []
 
-    video = generate_video(fake_ggi, tmp_path, tmp_path / "anchors", lambda k: None, lambda e: e,
-                           replace(TINY, chain_from=chain_from), "a prompt", lambda k: None)
-    assert starts == ([100, 200, 201] if chain_from == "generated" else [100, 103, 106])
-    assert len(video) == 8  # segments keep their first frames, joins counted once
+    def recording_ggi(prompt, first, last, edges, height, width, latents, settings, generator):
+        out = ggi(prompt, first, last, edges, height, width, latents=latents, settings=settings, generator=generator)
+        calls.append((first.copy(), out))
+        return out
+
+    video = generate_video(
+        recording_ggi, tmp_path, tmp_path / "anchors", lambda k: segment_noise(
+            tmp_path, k, 16, settings, 0.5, torch.Generator().manual_seed(k)), lambda e: e, settings, "a house",
+        lambda k: torch.Generator().manual_seed(k), duplicate_joins=duplicate_joins)
+    anchors = [np.asarray(Image.open(tmp_path / "anchors" / "anchors" / f"{i:05d}.png")) for i in (0, 5, 10)]
+    assert np.array_equal(calls[0][0], anchors[0])
+    for k in (1, 2):
+        start = calls[k - 1][1].last_frame if chain_from == "generated" else anchors[k]
+        assert np.array_equal(calls[k][0], start)
+    frames = [out.frames[: end - begin + 1] for (_, out), (begin, end) in zip(calls, segments)]
+    assert [len(f) for f in frames] == [6, 6, 3]
+    expected = frames[0] + frames[1] + frames[2] if duplicate_joins else frames[0] + frames[1][1:] + frames[2][1:]
+    assert len(video) == (15 if duplicate_joins else 13)  # 13 trajectory frames; + 1 per join, officially
+    assert all(np.array_equal(a, b) for a, b in zip(video, expected))
 
 
 def test_edges_steer_sampling_once_the_edge_weights_are_trained():

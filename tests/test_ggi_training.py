@@ -133,16 +133,21 @@ class _Oracle(torch.nn.Module):
         return (v + self.delta,)
 
 
+def _batch_and_noise(trainer):
+    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    return batch, trainer.draw_noise(batch, torch.Generator().manual_seed(0))
+
+
 def test_loss_is_the_v_prediction_error_weighted_by_one_over_one_minus_alpha_bar():
     trainer = _trainer()
-    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    batch, noise = _batch_and_noise(trainer)
     zeros = torch.zeros_like(batch["anchor_pixels"])
     for t in (torch.tensor([50]), torch.tensor([500]), torch.tensor([950])):
-        trainer.components.transformer = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
-        assert trainer.loss(batch, t, torch.tensor(0.0), zeros).item() < 1e-10  # exact v: no loss
+        trainer.components.transformer = _Oracle(batch["x0"], noise, trainer.pipe.scheduler)
+        assert trainer.loss(batch, t, torch.tensor(0.0), zeros, noise).item() < 1e-10  # exact v: no loss
         # An error d in v is an error sqrt(1 - alpha_bar) d in x0; the weight 1/(1 - alpha_bar) makes it d^2 at every t.
-        trainer.components.transformer = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler, delta=0.3)
-        assert trainer.loss(batch, t, torch.tensor(0.0), zeros).item() == pytest.approx(0.09, rel=1e-3)
+        trainer.components.transformer = _Oracle(batch["x0"], noise, trainer.pipe.scheduler, delta=0.3)
+        assert trainer.loss(batch, t, torch.tensor(0.0), zeros, noise).item() == pytest.approx(0.09, rel=1e-3)
 
 
 def _trainer_with(**changes):
@@ -151,16 +156,16 @@ def _trainer_with(**changes):
 
 
 def test_anchor_noise_augmentation_is_log_normal_on_the_anchor_frames_only():
-    trainer = _trainer_with(anchor_noise_space="latent")
-    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    trainer = _trainer_with(anchor_noise_space="latent", noise="per_clip")  # per_clip: no warp per draw
+    batch, noise = _batch_and_noise(trainer)
     generator = torch.Generator().manual_seed(1)
-    sigmas = torch.stack([trainer._draw(batch, generator)[1] for _ in range(4000)])
+    sigmas = torch.stack([trainer._draw(batch, generator, generator)[1] for _ in range(4000)])
     assert float(sigmas.log().mean()) == pytest.approx(-3.0, abs=0.03)
     assert float(sigmas.log().std()) == pytest.approx(0.5, abs=0.03)
-    oracle = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
+    oracle = _Oracle(batch["x0"], noise, trainer.pipe.scheduler)
     trainer.components.transformer = oracle
     augment = torch.ones_like(batch["image_latents"])
-    trainer.loss(batch, torch.tensor([500]), torch.tensor(0.25), augment)
+    trainer.loss(batch, torch.tensor([500]), torch.tensor(0.25), augment, noise)
     channels = batch["x0"].shape[2]
     seen = oracle.inputs[-1][:, :, channels:2 * channels]
     change = (seen - batch["image_latents"]).abs().amax(dim=(0, 2, 3, 4))
@@ -173,11 +178,11 @@ def test_paper_augments_the_anchors_in_pixel_space_before_encoding():
     trainer = _trainer()
     assert GGI_TRAINING_PRESETS["paper"].anchor_noise_space == "pixel"
     batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
-    t, sigma, augment = trainer._draw(batch, torch.Generator().manual_seed(2))
+    t, sigma, augment, noise = trainer._draw(batch, torch.Generator().manual_seed(2), torch.Generator().manual_seed(3))
     assert augment.shape == batch["anchor_pixels"].shape == (2, 3, 48, 64)
-    oracle = _Oracle(batch["x0"], batch["noise"], trainer.pipe.scheduler)
+    oracle = _Oracle(batch["x0"], noise, trainer.pipe.scheduler)
     trainer.components.transformer = oracle
-    trainer.loss(batch, t, torch.tensor(0.3), augment)
+    trainer.loss(batch, t, torch.tensor(0.3), augment, noise)
     channels = batch["x0"].shape[2]
     seen = oracle.inputs[-1][:, :, channels:2 * channels]
     first = encode_pixels(trainer.components.vae, (batch["anchor_pixels"][0] + 0.3 * augment[0])[None, :, None])
@@ -197,15 +202,11 @@ def test_clips_train_on_46_frames_and_3_repeats_as_at_inference():
     assert GGI_TRAINING_PRESETS["paper"].real_frames == 46 and GGI_TRAINING_PRESETS["paper"].num_frames == 49
 
 
-def test_recipe_accumulates_clips_clips_gradients_and_follows_the_warmup_cosine_schedule(monkeypatch):
-    import math
+def _record_steps(trainer, monkeypatch):
+    """Run `trainer.train` on one clip, recording loss calls, clipping norms and the lr of every optimiser step."""
+    import tempfile
 
-    paper = GGI_TRAINING_PRESETS["paper"]
-    assert (paper.gradient_accumulation, paper.warmup_steps, paper.schedule_steps, paper.max_grad_norm,
-            paper.lr_scheduler) == (4, 800, 10_000, 1.0, "cosine_with_restarts")
-    trainer = _trainer_with(steps=5, gradient_accumulation=3, warmup_steps=2, schedule_steps=8, checkpoint_every=100)
-    clips = [_clip()]
-    batches = trainer.prepare_all(clips)
+    batches = trainer.prepare_all([_clip()])
     calls, norms, lrs = [], [], []
     real_loss, real_clip, real_step = trainer.loss, torch.nn.utils.clip_grad_norm_, trainer.optimizer.step
     monkeypatch.setattr(trainer, "loss", lambda *a: calls.append(1) or real_loss(*a))
@@ -213,10 +214,37 @@ def test_recipe_accumulates_clips_clips_gradients_and_follows_the_warmup_cosine_
                         real_clip(params, max_norm))
     monkeypatch.setattr(trainer.optimizer, "step", lambda: lrs.append(trainer.optimizer.param_groups[0]["lr"]) or
                         real_step())
-    import tempfile
     with tempfile.TemporaryDirectory() as folder:
         trainer.train(None, Path(folder), batches=batches)
-    assert len(calls) == 5 * 3 and norms == [1.0] * 5
+    return calls, norms, lrs
+
+
+def test_recipe_is_a_constant_lr_with_clips_accumulated_and_gradients_clipped(monkeypatch):
+    """Official `training_ggi/exps/T073-000.py`: `get_scheduler` is imported (l. 50) but never called; the optimiser
+    is built with lr = args.learning_rate = 0.00005 (l. 390-408, `T073-000.yaml` l. 18) and only `optimizer.step()`
+    runs (l. 727), so every step uses 0.00005 (the logged lr is args.learning_rate, l. 766); clipping at
+    max_grad_norm 1.0 (l. 720, yaml l. 70)."""
+    official_lr, official_max_grad_norm = 0.00005, 1.0
+    paper = GGI_TRAINING_PRESETS["paper"]
+    assert paper.learning_rate == official_lr and paper.max_grad_norm == official_max_grad_norm
+    trainer = _trainer_with(steps=5, gradient_accumulation=3, checkpoint_every=100, learning_rate=paper.learning_rate,
+                            lr_scheduler=paper.lr_scheduler, warmup_steps=paper.warmup_steps,
+                            schedule_steps=paper.schedule_steps)
+    calls, norms, lrs = _record_steps(trainer, monkeypatch)
+    assert len(calls) == 5 * 3 and norms == [official_max_grad_norm] * 5
+    assert lrs == [official_lr] * 5
+
+
+def test_the_yaml_warmup_cosine_schedule_is_an_option(monkeypatch):
+    """`paper_yaml_schedule`: what `T073-000.yaml` l. 22-24 names (cosine_with_restarts, 1 cycle, 800 warm-up steps)
+    but the script never builds."""
+    import math
+
+    option = GGI_TRAINING_PRESETS["paper_yaml_schedule"]
+    assert (option.lr_scheduler, option.warmup_steps, option.schedule_steps) == ("cosine_with_restarts", 800, 10_000)
+    trainer = _trainer_with(steps=5, checkpoint_every=100, lr_scheduler=option.lr_scheduler, warmup_steps=2,
+                            schedule_steps=8)
+    _, _, lrs = _record_steps(trainer, monkeypatch)
     base = trainer.settings.learning_rate
 
     def expected(step):  # linear warm-up, then one cosine cycle to 0 at schedule_steps (diffusers' formula)
@@ -227,9 +255,20 @@ def test_recipe_accumulates_clips_clips_gradients_and_follows_the_warmup_cosine_
     assert lrs == pytest.approx([expected(s) for s in range(5)])
 
 
+def test_paper_batch_of_16_is_reached_by_accumulation_on_one_process():
+    """Paper Sec. 4: "trained for 1,300 iterations with a batch size of 16". The official yaml (`T073-000.yaml`
+    l. 16-17) has train_batch_size 1 and gradient_accumulation_steps 4 per process, and the script's total batch is
+    train_batch_size * num_processes * gradient_accumulation_steps (`T073-000.py` l. 458): 16 needs 4 processes
+    there. One process here: batch 1 x 16 accumulated clips."""
+    paper_batch, paper_iterations, official_per_device = 16, 1300, 1
+    paper = GGI_TRAINING_PRESETS["paper"]
+    assert official_per_device * 1 * paper.gradient_accumulation == paper_batch  # per device x processes x accum.
+    assert paper.steps == paper_iterations
+
+
 def test_half_precision_weights_train_under_autocast_as_accelerate_mixed_precision():
     trainer = _trainer()
-    batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
+    batch, noise = _batch_and_noise(trainer)
     seen = []
 
     class Probe(_Oracle):
@@ -238,9 +277,79 @@ def test_half_precision_weights_train_under_autocast_as_accelerate_mixed_precisi
             return super().forward(hidden_states, timestep, **kwargs)
 
     zeros = torch.zeros_like(batch["anchor_pixels"])
-    trainer.components.transformer = Probe(batch["x0"], batch["noise"], trainer.pipe.scheduler)
-    trainer.loss(batch, torch.tensor([500]), torch.tensor(0.0), zeros)  # fp32 weights: no autocast
-    half = {**batch, "x0": batch["x0"].bfloat16(), "noise": batch["noise"].bfloat16()}
-    trainer.components.transformer = Probe(half["x0"], half["noise"], trainer.pipe.scheduler)
-    trainer.loss(half, torch.tensor([500]), torch.tensor(0.0), zeros.bfloat16())
+    trainer.components.transformer = Probe(batch["x0"], noise, trainer.pipe.scheduler)
+    trainer.loss(batch, torch.tensor([500]), torch.tensor(0.0), zeros, noise)  # fp32 weights: no autocast
+    half = {**batch, "x0": batch["x0"].bfloat16()}
+    trainer.components.transformer = Probe(half["x0"], noise.bfloat16(), trainer.pipe.scheduler)
+    trainer.loss(half, torch.tensor([500]), torch.tensor(0.0), zeros.bfloat16(), noise.bfloat16())
     assert seen == [False, True] and GGI_TRAINING_PRESETS["paper"].autocast
+
+
+# --- training noise: official `training_ggi/exps/T073-000.py` l. 544-576 ------------------------------------------
+
+OFFICIAL_RESIZE_LIST_49_TO_13 = [0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48]
+"""`rp.resize_list(noises, (args.max_num_frames - 1) // 4 + 1)` (T073-000.py l. 572) on the 49 warped frames: rp's
+`resize_list` (RyannDaGreat/rp `r.py`, `def resize_list`) keeps indices round(i * (49 - 1) / (13 - 1)), i < 13."""
+
+
+def test_training_noise_warps_every_consecutive_frame_at_4x_and_keeps_the_frames_resize_list_keeps(monkeypatch):
+    """The official loop warps once per consecutive pair of the 49 frames (46 + 3 repeats, l. 540, 560-568: 48
+    warps) on a NoiseWarper field of resize_flow x the half-resolution frame (l. 545-553: 8 x H/2 = 4H), and keeps
+    the frames `rp.resize_list` picks. Which warped frame lands in latent frame j is read off the noise itself: a
+    flow invalid everywhere at step s replaces the noise from frame s + 1 on (identity flows elsewhere keep it), so
+    latent frame j still equals latent frame 0 exactly for the 48 - index_j steps s >= index_j."""
+    import vf3d.ggi.noise_warp as noise_warp
+
+    official_warps, official_field_scale = 48, 8 // 2  # resize_flow 2**3 on frames at FRAME = 2**-1
+    trainer = _trainer_with(num_frames=49, real_frames=46, degradation=0.0)  # no fresh mix: frames comparable
+    height, width = 16, 16
+    fields = []
+    for name in ("warp_noise_step", "warp_noise_step_official"):  # whichever step the settings use
+        real_step = getattr(noise_warp, name)
+        monkeypatch.setattr(noise_warp, name, lambda state, *a, real=real_step, **k: fields.append(
+            state.noise.shape[:2]) or real(state, *a, **k))
+    still_equal = np.zeros(13, int)
+    for s in range(official_warps):
+        valid = torch.ones(official_warps, height, width, dtype=torch.bool)
+        valid[s] = False
+        batch = {"x0": torch.zeros(1, 13, 2, height // 8, width // 8), "valid": valid,
+                 "flows": torch.zeros(official_warps, height, width, 2)}
+        fields.clear()
+        noise = trainer.draw_noise(batch, torch.Generator().manual_seed(s))[0]
+        assert len(fields) == official_warps  # every consecutive flow, one warp each
+        assert set(fields) == {(official_field_scale * height, official_field_scale * width)}
+        assert noise.shape == (13, 2, height // 8, width // 8)
+        # the same noise up to float rounding of the densities (a replaced frame differs by O(1))
+        still_equal += np.array([torch.allclose(frame, noise[0], rtol=0, atol=1e-4) for frame in noise])
+    assert (official_warps - still_equal).tolist() == OFFICIAL_RESIZE_LIST_49_TO_13
+
+
+def test_training_noise_and_its_degradation_are_drawn_anew_every_step_from_the_step_seed(monkeypatch):
+    """Official (l. 544-576, inside the step loop): a new NoiseWarper (fresh noise) every step, and
+    `alpha = random.random()` (uniform in [0, 1)) for `mix_new_noise` every step. Ours: seeded by the step, so two
+    runs (or a resumed one) draw the same noise, while successive steps of the same clip differ."""
+    import vf3d.ggi.training as training
+
+    def record(trainer):
+        drawn, real = [], trainer.draw_noise
+        monkeypatch.setattr(trainer, "draw_noise", lambda batch, g: drawn.append(real(batch, g)) or drawn[-1])
+        import tempfile
+        with tempfile.TemporaryDirectory() as folder:
+            trainer.train([_clip()], Path(folder))
+        return drawn
+
+    first, again = record(_trainer(steps=3)), record(_trainer(steps=3))
+    assert len(first) == 3 and all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
+    # the degradation: one uniform draw per clip and step
+    alphas = []
+    monkeypatch.setattr(training, "warped_noise_for_segment", lambda *a, degradation, **k: alphas.append(degradation)
+                        or torch.zeros(3, 16, 6, 8))
+    trainer = _trainer()
+    batch = trainer.prepare(_clip(), torch.Generator())
+    for step in range(2000):
+        trainer.draw_noise(batch, training.noise_generator(0, step, 0))
+    alphas = np.array(alphas)
+    assert 0 <= alphas.min() < 0.01 and 0.99 < alphas.max() < 1
+    assert alphas.mean() == pytest.approx(0.5, abs=0.02) and alphas.std() == pytest.approx(12 ** -0.5, abs=0.02)
+    assert GGI_TRAINING_PRESETS["paper"].noise == "per_step" and GGI_TRAINING_PRESETS["paper"].degradation is None

@@ -18,7 +18,6 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
-from PIL import Image
 
 from resources.devices import Device, holder
 from vf3d.common.limits import MAX_FRAMES, MAX_FRAMES_ENV
@@ -106,10 +105,7 @@ def instance_state(home: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("killed")
-    blender_scenes.dolly_over_plane(folder / "shot.blend", frames=8, step=0.05, occluder=True)
-    Image.new("RGB", (64, 48), (30, 120, 200)).save(folder / "look.png")
-    return folder
+    return blender_scenes.designer_shot(tmp_path_factory.mktemp("killed"))
 
 
 def test_a_killed_run_never_blocks_the_next(shot, tmp_path):

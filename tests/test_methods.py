@@ -12,6 +12,7 @@ from conftest import USER_CATALOG_DIR
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 from PIL import Image
 
+from evaluation.metrics import METRICS_CODE_VERSION
 from evaluation.report import PUBLISHED, RANDOM_WEIGHTS
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
 from vf3d.baselines.anchor_warp import anchor_warp_video, composite
@@ -66,6 +67,7 @@ def test_every_method_writes_a_video_of_every_frame(every_method):
         record = json.loads((root / metrics_asset_name(key) / FOLDER / "metrics.json").read_text())
         assert record["method"] == key and record["generation_profile"] == "tiny"
         assert record["metric_profile"] == "tiny" and record["aesthetic_head"] == "laion_linear"
+        assert record["metrics_code_version"] == METRICS_CODE_VERSION  # the report keeps only current records
         assert len(record["flicker_per_pair"]) == FRAMES - 1
     # SAG on every frame is guided by the previous frame; per-frame generation by nothing
     assert len(list((root / "video_sag_dense_views" / FOLDER / "warped").glob("*.png"))) == FRAMES - 1

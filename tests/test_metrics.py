@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.consistency import background_consistency, subject_consistency, vbench_consistency
+from evaluation.consistency import (background_consistency, clip_image_similarity, subject_consistency,
+                                    vbench_consistency)
 from evaluation.flicker import geometric_flicker
 from evaluation.metrics import METRICS, PAPER_TABLE2, TABLE2_METRICS, evaluate_video
 from evaluation.models import (
@@ -18,7 +19,8 @@ from evaluation.models import (
     tiny_metric_models,
 )
 from evaluation.pseudo_gt import bracketing_anchors, fidelity, pseudo_gt
-from evaluation.quality import AESTHETIC_HEADS, LinearAestheticHead, MLPAestheticHead, load_aesthetic_head
+from evaluation.quality import (AESTHETIC_HEADS, LinearAestheticHead, MLPAestheticHead, clip_aesthetic,
+                                load_aesthetic_head)
 from evaluation.structure import histogram_equalise, psnr_d_from_disparity
 from vf3d.models.weights import MissingWeightsError
 from vf3d.preprocess.camera import Intrinsics
@@ -91,6 +93,60 @@ def test_fidelity_without_overlap_is_nan(models):
         fidelity(frames, {2: frames[2]}, depth, c2w, INTRINSICS.scaled_to(32, 24), models.lpips)
 
 
+def reference_ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """SSIM [Wang et al. 2004] of (H, W, C) images in [0, 1], written independently of torchmetrics: scipy's
+    Gaussian (sigma 1.5, 11 taps) with mirrored borders (torch's 'reflect'), K1 = 0.01, K2 = 0.03."""
+    from scipy.ndimage import gaussian_filter
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return gaussian_filter(a, sigma=(1.5, 1.5, 0), truncate=3.5, mode="mirror")
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
+    return (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+
+
+def test_fidelity_scores_only_the_known_region_of_a_partial_pseudo_gt(models):
+    """Issue 22, 3 (paper Sec. 4.2: "compute the metrics only on the known regions"). With anchor 0 alone,
+    frames 1-3 know 60, 56 and 52 of their 64 columns (known fraction 168/192 = 0.875). The video is its
+    pseudo-GT plus exactly d levels where known and random where not: PSNR is 20 log10(255 / d) by hand, SSIM
+    equals an independent implementation averaged over the known pixels (unknown pixels 0 in both images), and
+    a video equal to its pseudo-GT where known scores PSNR +inf, SSIM 1, LPIPS 0 whatever it holds elsewhere."""
+    frames, depth, c2w = sideways_dolly(4, seed=3)
+    base = frames // 2 + 64  # 64..191: +d never clips
+    rng, d = np.random.default_rng(4), 10
+    offset, exact = base.copy(), base.copy()
+    known = np.zeros((4, H, W), bool)
+    for i in (1, 2, 3):
+        known[i, :, : W - i * SHIFT] = True
+        garbage = rng.integers(0, 256, (H, i * SHIFT, 3), dtype=np.uint8)
+        offset[i][known[i]] += d
+        offset[i][~known[i]] = garbage.reshape(-1, 3)
+        exact[i][~known[i]] = garbage.reshape(-1, 3)
+    scores = fidelity(offset, {0: base[0]}, depth, c2w, INTRINSICS, models.lpips)
+    assert scores["known_fraction"] == pytest.approx(168 / 192) and scores["num_scored_frames"] == 3
+    assert scores["psnr"] == pytest.approx(20 * math.log10(255 / d))
+    expected_ssim = []
+    for i in (1, 2, 3):
+        mask = known[i][..., None]
+        ssim_map = reference_ssim_map(offset[i] / 255.0 * mask, base[i] / 255.0 * mask)
+        expected_ssim.append(ssim_map[known[i]].mean())
+    assert scores["ssim"] == pytest.approx(np.mean(expected_ssim), abs=1e-5)
+    # LPIPS: the network's spatial map of the zero-masked pair, averaged over the known pixels only
+    expected_lpips = []
+    for i in (1, 2, 3):
+        mask = torch.from_numpy(known[i])
+        pair = [torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 * mask for image in (offset[i], base[i])]
+        with torch.no_grad():
+            spatial = models.lpips(*pair, normalize=True)[0, 0]
+        expected_lpips.append(float(spatial[mask].mean()))
+    assert scores["lpips"] == pytest.approx(np.mean(expected_lpips), rel=1e-5)
+    perfect = fidelity(exact, {0: base[0]}, depth, c2w, INTRINSICS, models.lpips)
+    assert perfect["psnr"] == math.inf and perfect["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert perfect["lpips"] == pytest.approx(0.0, abs=1e-7)
+
+
 def test_histogram_equalisation_by_hand():
     x = np.array([[3.0, 1.0, 7.0], [2.0, 2.0, np.inf]])
     mask = np.isfinite(x) & (x < 5)
@@ -113,6 +169,30 @@ def test_psnr_d_is_invariant_to_monotone_rescaling():
     assert psnr_d_from_disparity(-estimate, depth) < score - 5  # depth instead of disparity is penalised
 
 
+def test_psnr_d_by_hand_and_against_an_independent_computation():
+    """Issue 22, 3. By hand: depths 1, 2, 4 (and sky) -> inverse depths 1, .5, .25 -> ranks 1, .5, 0; the
+    estimate .9, .2, .5 -> ranks 1, 0, .5; squared differences 0, .25, .25 -> MSE 1/6 -> PSNR 10 log10 6.
+    Scored 'farthest' (sky included as the farthest, estimate 7 there): ranks over 4 pixels, MSE 7/18.
+    Then random frames with ties against scipy's `rankdata` (average ranks) and numpy's PSNR."""
+    from scipy.stats import rankdata
+
+    depth = np.array([[[1.0, 2.0, 4.0, np.inf]]])
+    estimate = np.array([[[0.9, 0.2, 0.5, 7.0]]])
+    assert psnr_d_from_disparity(estimate, depth) == pytest.approx(10 * math.log10(6))
+    assert psnr_d_from_disparity(estimate, depth, "farthest") == pytest.approx(10 * math.log10(18 / 7))
+    rng = np.random.default_rng(6)
+    depth = rng.choice([2.0, 3.0, 5.0, 8.0, np.inf], (3, 12, 16))  # few levels: many ties
+    estimate = np.round(rng.uniform(0, 1, depth.shape), 1)
+    scores = []
+    for est, dep in zip(estimate, depth):
+        valid = np.isfinite(dep)
+        a, b = rankdata(est[valid]) - 1, rankdata(1 / dep[valid]) - 1
+        mse = np.mean(((a - b) / (valid.sum() - 1)) ** 2)
+        scores.append(-10 * math.log10(mse))
+    # torchmetrics' PSNR (`masked_psnr`) rounds to float32: 1e-7 relative
+    assert psnr_d_from_disparity(estimate, depth) == pytest.approx(np.mean(scores), rel=1e-6)
+
+
 def test_psnr_d_background_as_farthest_penalises_invented_structure():
     rng = np.random.default_rng(5)
     depth = rng.uniform(1, 20, (2, H, W))
@@ -128,21 +208,25 @@ def test_psnr_d_background_as_farthest_penalises_invented_structure():
 
 
 def test_geometric_flicker_is_zero_for_a_perfect_reprojection_and_grows_with_flicker():
+    """An integer pan needs no resampling: 0 (and +inf); a brightness offset alternating per frame is
+    blotchy flicker at its simplest, every low-passed difference exactly 2d (`evaluation.flicker`)."""
     frames, depth, c2w = sideways_dolly(6, seed=7)
     perfect = geometric_flicker(frames, depth, c2w, INTRINSICS)
     assert perfect["flicker_mae"] == 0.0 and perfect["flicker_psnr"] == math.inf
-    # each pair sees the plane shifted SHIFT px: the last SHIFT columns of frame i leave frame i+1's view
-    assert perfect["flicker_valid_fraction"] == pytest.approx((W - SHIFT) / W)
+    # each pair sees the plane shifted SHIFT px: the first SHIFT columns of frame i leave frame i+1's view, and
+    # frame i is sampled SHIFT / 2 px further on, so the last SHIFT / 2 columns' sample points leave frame i
+    assert perfect["flicker_valid_fraction"] == pytest.approx((W - 1.5 * SHIFT) / W)
     assert len(perfect["flicker_per_pair"]) == 5
     # a brightness offset of +-d levels alternating per frame: every valid pixel differs by exactly 2d
     base = frames // 2 + 64  # 64..191: the offsets below never clip
     for d in (2, 5, 10):
         flickering = (base.astype(int) + d * np.array([1, -1] * 3)[:, None, None, None]).astype(np.uint8)
         result = geometric_flicker(flickering, depth, c2w, INTRINSICS)
-        assert result["flicker_mae"] == pytest.approx(2 * d) and result["flicker_per_pair"] == [2 * d] * 5
+        assert result["flicker_mae"] == pytest.approx(2 * d)
+        assert result["flicker_per_pair"] == pytest.approx([2 * d] * 5)
         assert result["flicker_psnr"] == pytest.approx(-20 * math.log10(2 * d / 255))
     static = np.repeat(frames[:1], 6, axis=0)  # the texture does not move with the camera: it swims
-    assert geometric_flicker(static, depth, c2w, INTRINSICS)["flicker_mae"] > 20
+    assert geometric_flicker(static, depth, c2w, INTRINSICS)["flicker_mae"] > 5  # 9.9: white noise, low-passed
 
 
 def test_vbench_consistency_by_hand():
@@ -157,6 +241,58 @@ def test_constant_video_is_perfectly_consistent(models):
     frames = np.repeat(np.random.default_rng(1).integers(0, 256, (1, H, W, 3), dtype=np.uint8), 4, axis=0)
     assert subject_consistency(frames, models.dino) == pytest.approx(1.0, abs=1e-6)
     assert background_consistency(frames, models.clip_b32) == pytest.approx(1.0, abs=1e-6)
+
+
+def openai_clip_embeddings(images: list[np.ndarray], clip_model: torch.nn.Module) -> torch.Tensor:
+    """Unnormalised CLIP image embeddings through transformers' `CLIPImageProcessorPil` (OpenAI CLIP's
+    `preprocess`, `tests/test_metric_references.py`), independent of `evaluation.features`."""
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil
+
+    size = clip_model.config.image_size
+    processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    with torch.no_grad():
+        pixels = processor(images=[Image.fromarray(i) for i in images], return_tensors="pt").pixel_values
+        return clip_model(pixel_values=pixels).image_embeds
+
+
+def scaled_projection(clip_model: torch.nn.Module, factor: float) -> torch.nn.Module:
+    """A copy of the CLIP model whose embeddings are `factor` times longer, same directions."""
+    import copy
+
+    scaled = copy.deepcopy(clip_model)
+    scaled.visual_projection.weight.data *= factor
+    return scaled
+
+
+def test_clip_i_is_the_mean_cosine_of_each_frame_to_the_reference(models):
+    """Issue 22, 3 (paper Sec. 4.2: "CLIP image similarity with the reference style image"): equal to the
+    cosines of independently computed embeddings, 1 for a video of the reference itself, and unchanged when
+    the embeddings are scaled (they are normalised)."""
+    rng = np.random.default_rng(8)
+    frames = rng.integers(0, 256, (3, H, W, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (70, 50, 3), dtype=np.uint8)  # portrait, another size
+    embeddings = openai_clip_embeddings([*frames, reference], models.clip_l14)
+    expected = torch.nn.functional.cosine_similarity(embeddings[:3], embeddings[3:], dim=-1).mean()
+    score = clip_image_similarity(frames, reference, models.clip_l14)
+    assert score == pytest.approx(float(expected), abs=1e-5)
+    assert clip_image_similarity(np.stack([reference] * 2), reference, models.clip_l14) == pytest.approx(1, abs=1e-6)
+    assert clip_image_similarity(frames, reference, scaled_projection(models.clip_l14, 5.0)) == pytest.approx(score,
+                                                                                                              abs=1e-6)
+
+
+def test_the_aesthetic_head_reads_normalised_embeddings(models):
+    """Issue 22, 3: LAION's predictor and VBench feed the head `image_features / norm`. CLIP-A equals the head
+    on independently computed, normalised embeddings, and does not move when the embeddings are scaled 5x
+    (the linear head's output would scale with them)."""
+    torch.manual_seed(3)
+    head = LinearAestheticHead().eval()
+    frames = np.random.default_rng(9).integers(0, 256, (3, H, W, 3), dtype=np.uint8)
+    embeddings = torch.nn.functional.normalize(openai_clip_embeddings(list(frames), models.clip_l14), dim=-1)
+    with torch.no_grad():
+        expected = float(head(embeddings).mean())
+    assert clip_aesthetic(frames, models.clip_l14, head) == pytest.approx(expected, abs=1e-5)
+    assert clip_aesthetic(frames, scaled_projection(models.clip_l14, 5.0), head) == pytest.approx(expected, abs=1e-5)
 
 
 def test_aesthetic_heads_match_their_released_layouts(tmp_path):

@@ -2,9 +2,11 @@
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from diffusers import FluxControlNetPipeline
 from PIL import Image
 
 from vf3d.common.warp import warp_image
@@ -63,13 +65,47 @@ def test_no_overlap_means_no_replacement(sag):
     assert (packed == 1).all()
 
 
-def test_unobserved_mask_is_dilated_and_blurred():
+def test_soft_unobserved_mask_is_dilated_and_blurred():
     valid = np.ones((64, 96), bool)
     valid[30:34, 30:34] = False
-    mask = unobserved_mask(valid, SAG_PRESETS["paper"])
+    mask = unobserved_mask(valid, with_overrides(SAG_PRESETS["paper"], soft_mask=True))
     assert mask[32, 32] == 1.0 and mask[0, 0] == 0.0
-    # 12 dilations of 5x5 grow the hole (columns 30-33) by 24 px: 6-57; the blur softens the border.
+    # 12 dilations of 5x5 grow the hole (columns 30-33) by 24 px: 6-57; the float blur softens the border.
     assert mask[32, 50] > 0.99 and 0 < mask[32, 58] < 1 and mask[32, 66] == 0
+
+
+def _official_latent_mask(valid: np.ndarray, latent_h: int, latent_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(latent-grid mask (h, w, 1), full-size mask (H, W)), the official mask transcribed step by step from
+    `sag_generate_anchor_view.py` (KIMGEONUNG/VideoFrom3D): `Warp` l. 491-495 (unobserved = no correspondence,
+    as uint16; dilate 5x5 ones x (8 + 4) iterations, the default `mask_dilation=(5, 8 + 4)` of l. 485;
+    GaussianBlur (9, 9), 3 on the uint16 image) and `forward` l. 82-84 (nearest resize of the float32 mask to
+    the latent grid)."""
+    mask = ((~valid) * 1).astype("uint16")
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8), iterations=8 + 4)[..., None]
+    mask = cv2.GaussianBlur(mask, (9, 9), 3)[..., None]
+    small = cv2.resize(mask.astype(np.float32), (latent_w, latent_h), interpolation=cv2.INTER_NEAREST)
+    return small[:, :, np.newaxis], mask[..., 0]
+
+
+def test_paper_mask_is_the_official_binary_mask_on_the_latent_grid(sag):
+    """A triangle of unobserved pixels whose dilated border crosses latent cells: the paper mask equals the
+    official steps at full size and on the latent grid (binary), the soft option keeps fractions there."""
+    h, w = 160, 224
+    rows, cols = np.mgrid[:h, :w]
+    valid = ~((cols - 40) + 0.7 * (rows - 30) < 37)  # unobserved: a slanted corner region
+    official_small, official_full = _official_latent_mask(valid, h // 8, w // 8)
+    paper = SAG_PRESETS["paper"]
+    assert not paper.soft_mask and paper.resampling == "nearest"
+    mask = unobserved_mask(valid, paper)
+    np.testing.assert_array_equal(mask, official_full.astype(np.float32))
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    packed = sag.pack_mask(mask, h // 8, w // 8, 4, paper.resampling)
+    expected = torch.from_numpy(official_small).permute(2, 0, 1)[None].expand(1, 4, h // 8, w // 8)
+    assert torch.equal(packed, FluxControlNetPipeline._pack_latents(expected.contiguous(), 1, 4, h // 8, w // 8))
+    soft = unobserved_mask(valid, with_overrides(paper, soft_mask=True))
+    assert ((soft > 0) & (soft < 1)).sum() > 100
+    soft_packed = sag.pack_mask(soft, h // 8, w // 8, 4, paper.resampling)
+    assert ((soft_packed > 0) & (soft_packed < 1)).any()  # boundary cells only partly replaced
 
 
 def test_warp_samples_view_j_along_the_flow():

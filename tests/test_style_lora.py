@@ -233,15 +233,14 @@ def test_the_official_checkpoint_folder_imports_the_controlnet_lora_too(tmp_path
         check_xflux_lora(official / "controlnet.lora.safetensors", dict(components.controlnet.config))
 
 
-def test_official_recipe_random_crops_clipping_warmup_and_shifted_uniform_times(monkeypatch):
+def test_official_recipe_random_crops_and_shifted_uniform_times(monkeypatch):
     import math
 
-    import vf3d.sag.style_lora as style_lora
     from vf3d.sag.style_lora import centre_crop, training_size, xflux_training_times
 
     paper = LORA_PRESETS["paper"]
-    assert (paper.resolution, paper.random_aspect, paper.timesteps, paper.warmup_steps, paper.max_grad_norm,
-            paper.betas, paper.weight_decay) == (1024, True, "xflux", 10, 1.0, (0.9, 0.999), 0.01)
+    assert (paper.resolution, paper.random_aspect, paper.timesteps, paper.max_grad_norm, paper.betas,
+            paper.weight_decay) == (1024, True, "xflux", 1.0, (0.9, 0.999), 0.01)
     times = xflux_training_times()
     mu = 0.5 + (1.15 - 0.5) / (4096 - 256) * (4096 - 256)  # x-flux get_lin_function at 4,096 tokens = 1.15
     assert len(times) == 1000 and times[0] == 1.0 and times[-1] == 0.0
@@ -250,17 +249,61 @@ def test_official_recipe_random_crops_clipping_warmup_and_shifted_uniform_times(
     assert centre_crop(image, 1.0).size == (900, 900) and centre_crop(image, 4 / 3).size == (1200, 900)
     assert training_size(Image.new("RGB", (1000, 750)), 1024) == (1024, 768)
     assert training_size(Image.new("RGB", (1000, 563)), 1024) == (1024, 576)  # floored to multiples of 32
-    shapes, norms, schedules = set(), [], []
-    trainer = StyleLoRATrainer(tiny_flux(0), replace(LORA_PRESETS["tiny"], steps=12, warmup_steps=3))
-    real_loss, real_clip, real_scheduler = trainer.flow_loss, torch.nn.utils.clip_grad_norm_, style_lora.get_scheduler
+    shapes = set()
+    trainer = StyleLoRATrainer(tiny_flux(0), replace(LORA_PRESETS["tiny"], steps=12))
+    real_loss = trainer.flow_loss
     monkeypatch.setattr(trainer, "flow_loss", lambda batch, n, t: shapes.add(tuple(batch["x"].shape)) or
                         real_loss(batch, n, t))
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, m: norms.append(m) or real_clip(p, m))
-    monkeypatch.setattr(style_lora, "get_scheduler", lambda name, opt, **kw: schedules.append((name, kw)) or
-                        real_scheduler(name, opt, **kw))
     trainer.train([_example((200, 60, 30), "a photo in sks style")])
     assert len(shapes) > 1  # several crops were trained on
-    assert norms == [1.0] * 12 and schedules == [("constant_with_warmup", {"num_warmup_steps": 3})]
+
+
+def _record_lr_and_clipping(trainer, monkeypatch):
+    """Train, recording the lr of every optimiser step and the parameters and norm of every clipping call."""
+    lrs, clipped = [], []
+    real_clip, real_adamw = torch.nn.utils.clip_grad_norm_, torch.optim.AdamW
+
+    class RecordingAdamW(real_adamw):
+        def step(self, closure=None):
+            lrs.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "AdamW", RecordingAdamW)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, m: clipped.append((list(p), m)) or real_clip(p, m))
+    trainer.train([_example((200, 60, 30), "a photo in sks style")])
+    return lrs, clipped
+
+
+def test_official_lr_is_constant_from_the_first_step_and_only_the_transformer_lora_is_clipped(monkeypatch):
+    """Official `configs/distribution_alignment.yaml`: learning_rate 1e-4 (l. 12), lr_scheduler constant (l. 13),
+    lr_warmup_steps 10 (l. 14), max_grad_norm 1.0 (l. 19); `sag_distribution_alignment.py` l. 246-251 calls
+    `get_scheduler("constant", num_warmup_steps=10, ...)`, which ignores the warm-up (diffusers: "constant" returns
+    before reading it), and l. 363-364 clips `dit.parameters()` only: the ControlNet LoRA is never clipped."""
+    official_lr, official_warmup, official_max_grad_norm = 1e-4, 10, 1.0
+    paper = LORA_PRESETS["paper"]
+    assert (paper.learning_rate, paper.warmup_steps, paper.max_grad_norm) == (official_lr, official_warmup,
+                                                                              official_max_grad_norm)
+    trainer = StyleLoRATrainer(tiny_flux(0), replace(
+        LORA_PRESETS["tiny"], steps=12, learning_rate=paper.learning_rate, lr_scheduler=paper.lr_scheduler,
+        warmup_steps=paper.warmup_steps, clip_grad=paper.clip_grad))
+    # the LoRA parameters being trained (fused; training ends by unfusing them into new parameters)
+    transformer = {id(p) for p in trainer.components.transformer.parameters() if p.requires_grad}
+    controlnet = {id(p) for p in trainer.components.controlnet.parameters() if p.requires_grad}
+    lrs, clipped = _record_lr_and_clipping(trainer, monkeypatch)
+    assert lrs == [official_lr] * 12
+    assert transformer and controlnet and len(clipped) == 12
+    for params, max_norm in clipped:
+        assert {id(p) for p in params} == transformer and max_norm == official_max_grad_norm
+
+
+def test_warmup_and_clipping_both_loras_are_options(monkeypatch):
+    trainer = StyleLoRATrainer(tiny_flux(0), replace(LORA_PRESETS["tiny"], steps=5, learning_rate=1e-4,
+                                                     lr_scheduler="constant_with_warmup", warmup_steps=3,
+                                                     clip_grad="both"))
+    both = {id(p) for p in trainer.parameters()}
+    lrs, clipped = _record_lr_and_clipping(trainer, monkeypatch)
+    assert lrs == pytest.approx([0.0, 1e-4 / 3, 2e-4 / 3, 1e-4, 1e-4])  # diffusers' linear warm-up
+    assert len(clipped) == 5 and all({id(p) for p in params} == both for params, _ in clipped)
 
 
 def test_each_random_crop_gets_its_own_edge_map_from_the_detector():

@@ -5,13 +5,17 @@ port, and the tests open the pages a user would: the global asset lineage with e
 Partitions view of one partition, where the markdown metadata's `[Show Markdown]` dialog must render the
 data-URI thumbnail. Screenshots are kept in tests/artifacts/ (git-ignored), whether the test passes or not.
 Chromium comes from `scripts/setup.sh` (apt-get as root); without it these tests fail, they do not skip.
+The results page (`evaluation.results_page`) is opened from the demo's artifacts folder on disk and through the
+address in the report's Dagster metadata, which `vf3d ui`'s artifact server serves.
 """
 
 import base64
 import io
 import json
 import os
+import re
 import subprocess
+import time
 import sys
 import urllib.parse
 from pathlib import Path
@@ -19,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from conftest import demo_env
-from ui_server import graphql, running_ui
+from ui_server import backfill, backfill_status, graphql, running_ui
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -52,10 +56,12 @@ def demo_home(demo_run, browser):
     """The session's `vf3d demo` (conftest), which this module's UI serves."""
     home, demo = demo_run.home, demo_run.demo
     assert demo.returncode == 0, demo.stderr[-3000:]
-    last = demo.stdout.strip().splitlines()[-3:]  # the honest ending: what tiny is, what ran, how to go real
+    last = demo.stdout.strip().splitlines()[-4:]  # the honest ending: what tiny is, what ran, how to go real
     assert "random weights" in last[0] and "noise by design" in last[0]
     assert "every stage" in last[1] and "vf3d demo --profile full" in last[2]
     assert "5 method(s) (ggi, anchor_warp, bidirectional, sag_dense, per_frame)" in last[1]  # the default methods
+    # and the one line to click: the results page
+    assert last[3] == f"the results page: {(home / 'artifacts' / 'benchmark_report' / 'all' / 'index.html').as_uri()}"
     return home
 
 
@@ -185,3 +191,153 @@ def test_blender_addon_renders_a_shot_through_the_running_ui(ui, demo_home, tmp_
     run_id = video["assetOrError"]["assetMaterializations"][0]["runId"]
     tags = graphql(ui, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ tags {{ key value }} }} }} }}')
     assert {"key": "dagster/backfill", "value": seen["backfill_id"]} in tags["runOrError"]["tags"]
+
+
+# --- the results page -------------------------------------------------------------------------------------------
+
+ROW_VIDEOS = "shot => Array.from(shot.querySelectorAll('video'))"
+
+
+@pytest.fixture
+def results(browser):
+    """A fresh browser tab for the results page (opened from disk or from the artifact server)."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(HANG_GUARD_MS)
+    yield context.new_page()
+    context.close()
+
+
+def column_values(page, header: str) -> list[str]:
+    """The overall table's `data-sort` values of one column, in the order shown."""
+    index = page.locator("#overall-table thead th").all_inner_texts().index(header)
+    return page.eval_on_selector_all("#overall-table tbody tr",
+                                     f"rows => rows.map(r => r.cells[{index}].dataset.sort)")
+
+
+def sorted_as_shown(values: list[str], descending: bool) -> bool:
+    """In order, missing values ('') last whichever the direction."""
+    present = [float(v) for v in values if v != ""]
+    return present == sorted(present, reverse=descending) and values[len(present):] == [""] * (len(values) - len(present))
+
+
+def test_results_page_from_disk_plays_a_row_in_sync_sorts_and_filters(results, demo_home):
+    page_file = demo_home / "artifacts" / "benchmark_report" / "all" / "index.html"
+    page = results
+    try:
+        page.goto(page_file.as_uri(), wait_until="load")
+        shot = page.locator("article.shot").first
+        shot.scroll_into_view_if_needed()  # a row's videos load when it comes near the screen
+        handle = shot.element_handle()
+        methods = shot.locator("figure[data-method]").evaluate_all("fs => fs.map(f => f.dataset.method)")
+        assert methods == ["ggi", "bidirectional", "sag_dense", "per_frame", "anchor_warp"]
+        # every method's mp4 decodes in Chromium as encoded (H.264): at least two, in fact all five
+        page.wait_for_function(f"shot => ({ROW_VIDEOS})(shot).filter(v => v.readyState >= 2).length === 5",
+                               arg=handle)
+        # one play button starts every video of the row, and they stay together
+        shot.locator("button.play").click()
+        page.wait_for_function(f"shot => ({ROW_VIDEOS})(shot).every(v => !v.paused && v.currentTime > 0.5)",
+                               arg=handle)
+        times = shot.locator("video").evaluate_all("vs => vs.map(v => v.currentTime)")
+        assert max(times) - min(times) < 0.25, times  # within two frames at 8 fps
+        page.screenshot(path=ARTIFACTS / "results_page_playing.png")
+        shot.locator("button.play").click()
+        page.wait_for_function(f"shot => ({ROW_VIDEOS})(shot).every(v => v.paused)", arg=handle)
+        # one scrubber moves them all, and the edge map beside them shows the frame on screen
+        shot.locator("input.scrub").evaluate("s => { s.value = '0.5'; s.dispatchEvent(new Event('input')); }")
+        page.wait_for_function(f"shot => ({ROW_VIDEOS})(shot).every(v => Math.abs(v.currentTime - v.duration / 2)"
+                               " < 0.05 && !v.seeking)", arg=handle)
+        frame = int(shot.locator("video").first.evaluate("v => Math.floor(v.currentTime * 8 + 1e-3)"))
+        assert shot.locator("img.edge-now").get_attribute("src").endswith(f"/guidance/demo/edges/{frame:05d}.png")
+        assert shot.locator(".guides img").count() >= 5  # two anchors, their edge maps, the frame's edge map
+
+        # sorting reorders the table: best first (higher PSNR-D), then the other way; n/a rows stay last
+        before = page.locator("#overall-table tbody th").all_inner_texts()
+        page.locator("#overall-table thead th", has_text="PSNR-D↑").locator("button").click()
+        assert sorted_as_shown(column_values(page, "PSNR-D↑"), descending=True)
+        after = page.locator("#overall-table tbody th").all_inner_texts()
+        assert after != before and sorted(after) == sorted(before)
+        page.locator("#overall-table thead th", has_text="PSNR-D↑").locator("button").click()
+        assert sorted_as_shown(column_values(page, "PSNR-D↑"), descending=False)
+        page.locator("#overall-table thead th", has_text="LPIPS↓").locator("button").click()  # lower is better
+        assert sorted_as_shown(column_values(page, "LPIPS↓"), descending=False)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=ARTIFACTS / "results_page_sorted.png")
+
+        # the filter hides the other methods' rows and videos
+        page.select_option("#filter-method", "anchor_warp")
+        shown_rows = page.locator("#overall-table tbody tr:visible")
+        assert shown_rows.count() == 1 and "anchors warped by mesh flows" in shown_rows.inner_text()
+        assert page.locator("#overall-table tbody tr").count() == 11  # 5 of ours and the paper's 6, hidden
+        assert shot.locator("figure[data-method]:visible").evaluate_all("fs => fs.map(f => f.dataset.method)") == [
+            "anchor_warp"]
+        page.screenshot(path=ARTIFACTS / "results_page_filtered.png")
+        page.select_option("#filter-method", "")
+        assert page.locator("#overall-table tbody tr:visible").count() == 11
+    finally:
+        page.screenshot(path=ARTIFACTS / "results_page_disk.png", full_page=True)
+
+
+def test_results_page_filter_hides_other_shots(results, tmp_path):
+    """Scene and style filters on a page of several shots (stand-in media: the demo has one shot)."""
+    from test_results_page import video_folder, write_page
+
+    from evaluation.standin_results import write_standin_results
+
+    root = tmp_path / "artifacts"
+    records = write_standin_results(root, (("cottage", "object-centric"), ("street", "outdoor")),
+                                    ("painterly", "photo"), ("ggi", "sag_dense"), video_folder, frames=8)
+    page = results
+    try:
+        page.goto(write_page(root, records).as_uri(), wait_until="load")
+        shots = page.locator("article.shot")
+        assert shots.count() == 4 and page.locator("#filter-count").inner_text() == "4 of 4 shots shown"
+        page.select_option("#filter-scene", "street")
+        assert [s.get_attribute("id") for s in shots.filter(visible=True).all()] == [
+            "shot-street__painterly", "shot-street__photo"]
+        assert page.locator("#scenes details:visible").evaluate_all("ds => ds.map(d => d.dataset.scene)") == [
+            "street"]
+        page.select_option("#filter-style", "photo")
+        assert [s.get_attribute("id") for s in shots.filter(visible=True).all()] == ["shot-street__photo"]
+        assert page.locator("#filter-count").inner_text() == "1 of 4 shots shown"
+        page.select_option("#filter-method", "sag_dense")
+        assert page.locator("article.shot:visible figure[data-method]:visible").count() == 1
+        page.screenshot(path=ARTIFACTS / "results_page_standin_filtered.png", full_page=True)
+        for name in ("#filter-scene", "#filter-style", "#filter-method"):
+            page.select_option(name, "")
+        assert shots.filter(visible=True).count() == 4
+    finally:
+        page.screenshot(path=ARTIFACTS / "results_page_standin.png")
+
+
+def test_results_page_link_in_the_dagster_metadata_is_served(ui, page):
+    """`vf3d ui` serves the artifacts folder on a second port (printed at start); the report materialized under it
+    links to its page there, one click from the asset's page; the page's videos play through that server."""
+    log = (ARTIFACTS / "ui_dagster_dev.log").read_text()
+    served = re.search(r"the artifacts folder is served read-only at (http://127\.0\.0\.1:\d+)/", log)
+    assert served, log[-2000:]
+    backfill_id = backfill(ui, {"benchmark_report": None})
+    deadline, status = time.time() + 600, {}
+    while time.time() < deadline and not str(status.get("status", "")).startswith(("COMPLETED", "FAILED", "CANCEL")):
+        time.sleep(3)
+        status = backfill_status(ui, backfill_id)
+    assert status["status"] == "COMPLETED_SUCCESS" and {r["status"] for r in status["runs"]} == {"SUCCESS"}, status
+    answer = graphql(ui, '{ assetOrError(assetKey: {path: ["benchmark_report"]}) { ... on Asset { '
+                         'assetMaterializations(limit: 1) { metadataEntries { label '
+                         '... on UrlMetadataEntry { url } } } } } }')
+    entries = answer["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+    url = next(e["url"] for e in entries if e["label"] == "results_page")
+    assert url == f"{served.group(1)}/benchmark_report/all/index.html"
+    try:
+        page.goto("/assets/benchmark_report?view=events", wait_until="networkidle")
+        link = page.locator(f'a[href="{url}"]').first
+        with page.context.expect_page() as opened:
+            link.click()
+        shown = opened.value
+        shown.wait_for_load_state("load")
+        assert shown.url == url
+        shown.locator("article.shot").first.scroll_into_view_if_needed()
+        shown.wait_for_function(f"({ROW_VIDEOS})(document.querySelector('article.shot'))"
+                                ".filter(v => v.readyState >= 2).length >= 2")
+        shown.screenshot(path=ARTIFACTS / "results_page_served.png")
+    finally:
+        page.screenshot(path=ARTIFACTS / "ui_benchmark_report_results_link.png")

@@ -24,3 +24,10 @@ def test_chaining_keeps_shared_boundary_frames_once():
     segment = lambda start, end: [np.full((2, 2, 3), f, np.uint8) for f in range(start, end + 1)]  # noqa: E731
     video = chain_segments([segment(0, 45), segment(45, 90), segment(90, 99)])
     assert [int(f[0, 0, 0]) for f in video] == list(range(100))
+
+
+def test_duplicate_joins_keep_every_segment_whole_as_the_official_code():
+    """Official `ggi.py` l. 299-301 saves all 46 frames (`videos[:-3]`) of every segment: the join frame twice."""
+    segment = lambda start, end: [np.full((2, 2, 3), f, np.uint8) for f in range(start, end + 1)]  # noqa: E731
+    video = chain_segments([segment(0, 45), segment(45, 90), segment(90, 99)], duplicate_joins=True)
+    assert [int(f[0, 0, 0]) for f in video] == list(range(46)) + list(range(45, 91)) + list(range(90, 100))

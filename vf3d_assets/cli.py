@@ -79,7 +79,8 @@ def _demo(args: argparse.Namespace) -> None:
         run_stages(stages, instance, ALL_ASSETS, defs.resources, display, verbose=args.verbose)
     display.print_summary()
     print(f"the video: {defs.resources['artifacts'].path('video', f'{scene_key}|{style_key}') / 'video.mp4'}")
-    print(f"the report: {defs.resources['artifacts'].path('benchmark_report', 'all') / 'benchmark.md'}")
+    report = defs.resources['artifacts'].path('benchmark_report', 'all')
+    print(f"the report: {report / 'benchmark.md'}")
     print(f"runs, pictures and metadata are in the instance at {home}; open them with `vf3d ui`")
     if os.environ.get("VF3D_PROFILE") == "tiny":
         print("note: this ran the tiny profile: every model was built from a config with random weights, so the "
@@ -89,6 +90,7 @@ def _demo(args: argparse.Namespace) -> None:
               f"({', '.join(methods)}), each a row of the report.\n"
               "with real weights: put the checkpoints in place (`vf3d check-weights` lists them), then "
               "`vf3d demo --profile full` or VF3D_PROFILE=full (README: \"Run with real weights\").")
+    print(f"the results page: {(report / 'index.html').as_uri()}")  # last: the one line to click
 
 
 SHOT_SUFFIXES = (".blend", ".glb", ".gltf", ".obj")
@@ -110,7 +112,9 @@ def _shot_request(args: argparse.Namespace):
     check_reference_image(args.style)
     width, height = check_render_size(shot, args.width, args.height, RENDER_MULTIPLE)
     key = args.key or key_from_name(shot.stem)
-    request = ShotRequest(key, shot, args.style.resolve(), args.trajectory, args.post_prompt or None, width, height)
+    prompts = tuple(p.strip() for p in args.post_prompt if p.strip())
+    post_prompt = prompts[0] if len(prompts) == 1 else (prompts or None)  # several: a style change over time
+    request = ShotRequest(key, shot, args.style.resolve(), args.trajectory, post_prompt, width, height)
     # camera, animation, trajectory at the size asked for (a trajectory's aspect must match it): one line, before any work
     describe_shot(shot, width, height, args.trajectory)
     return request
@@ -169,6 +173,9 @@ def _run(args: argparse.Namespace) -> None:
     video = defs.resources["artifacts"].path("video", str(partition_key(scene_key, style_key)))
     print(f"shot {scene_key} x style {style_key} in {time.perf_counter() - started:.0f} s")
     print(f"the video: {video / 'video.mp4'}")
+    from vf3d_assets.artifact_server import write_shot_page
+
+    print(f"the shot's page: {write_shot_page(defs.resources['artifacts'], scene_key, style_key).as_uri()}")
 
 
 def _register_command(args: argparse.Namespace) -> None:
@@ -217,7 +224,8 @@ def _shots(args: argparse.Namespace) -> None:
         mp4 = defs.resources["artifacts"].path("video", str(key)) / "video.mp4"
         print(f"{pair['scene']:<20} {scenes[pair['scene']]['source']}")
         print(f"  style {pair['style']:<14} {styles[pair['style']]['reference']}"
-              + (f" + \"{styles[pair['style']]['post_prompt']}\"" if styles[pair['style']].get("post_prompt") else ""))
+              + (f" + {json.dumps(styles[pair['style']]['post_prompt'])}" if styles[pair['style']].get("post_prompt")
+                 else ""))
         print(f"  video {state}" + (f": {mp4}" if mp4.is_file() else ""))
 
 
@@ -266,6 +274,14 @@ def _ui(args: argparse.Namespace) -> None:
     _deployment(args)  # a bad setting is one line here, not a code location that fails to load
     slots = sync_gpu_pool(open_instance())
     print(f"vf3d: {slots} device(s) for GPU steps (VF3D_GPUS); the `gpu` pool runs {slots} at once", flush=True)
+    from resources.artifacts import ArtifactStore
+    from vf3d_assets.artifact_server import ARTIFACTS_URL_ENV, REPORT_PAGE, start_artifact_server
+
+    # a child that exits with dagster; its address reaches the code server (the report's link) through the env
+    url, _ = start_artifact_server(ArtifactStore().base(), args.artifacts_port or 0)
+    os.environ[ARTIFACTS_URL_ENV] = url
+    print(f"vf3d: the artifacts folder is served read-only at {url}/ (results page: {url}/{'/'.join(REPORT_PAGE)})",
+          flush=True)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")  # the venv's, even when the venv is not activated
     command = [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
@@ -387,7 +403,10 @@ def _key_argument(text: str) -> str:
 def _shot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shot", type=Path, help=".blend with an animated camera, or .glb/.gltf/.obj with --trajectory")
     parser.add_argument("--style", type=Path, required=True, help="the style reference image")
-    parser.add_argument("--post-prompt", default="", help="text added to the style's prompt (paper: style variation)")
+    parser.add_argument("--post-prompt", action="append", default=[],
+                        help="text added to the style's prompt (paper: style variation); give it once per anchor, "
+                             "or a few times to spread over the anchors, for a style change over time (paper Fig. 8: "
+                             "anchors then sampled without replacement)")
     parser.add_argument("--key", type=_key_argument,
                         help="the shot's name in the catalog (default: from the file name; a-z, 0-9, _)")
     parser.add_argument("--trajectory", type=Path, help="trajectory JSON for mesh files (see README)")
@@ -446,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(run=_blender_addon)
     u = sub.add_parser("ui", help="start the Dagster webserver and daemon on 127.0.0.1")
     u.add_argument("--port", type=_whole_number, default=3000)
+    u.add_argument("--artifacts-port", type=_whole_number, help="port of the artifacts server (default: a free one)")
     u.set_defaults(run=_ui)
     return parser
 

@@ -71,11 +71,26 @@ class StyleEntry:
     post_prompt: str | None = None
     description: str = ""
     catalog: Path | None = None
+    post_prompt_schedule: tuple[str, ...] = ()
+    """Style change over time (paper Sec. 5, Fig. 8): one post-prompt per anchor, or fewer spread evenly over the
+    anchors (`anchor_post_prompts`); anchors are then sampled without SAG's replacement, as the paper does "to
+    enable natural scene-style transition". Catalog: `"post_prompt": ["summer", "autumn", "winter"]`."""
 
     @property
     def prompt(self) -> str:
         """The identifier prompt, plus the post-prompt (paper Sec. 3.2, 'Style Variation') if any."""
         return f"{self.identifier}, {self.post_prompt}" if self.post_prompt else self.identifier
+
+    def anchor_post_prompts(self, num_anchors: int) -> list[str | None]:
+        """The post-prompt of each anchor: the schedule's k prompts spread evenly over n anchors (anchor i takes
+        prompt i*k//n, so k = n is one per anchor), else the one post-prompt (or None) for every anchor."""
+        schedule = self.post_prompt_schedule
+        if not schedule:
+            return [self.post_prompt] * num_anchors
+        if len(schedule) > num_anchors:
+            raise VF3DInputError(self.catalog or self.key, f"style '{self.key}': {len(schedule)} post-prompts for "
+                                                           f"{num_anchors} anchors; give at most one per anchor")
+        return [schedule[i * len(schedule) // num_anchors] for i in range(num_anchors)]
 
 
 @dataclass(frozen=True)
@@ -154,8 +169,17 @@ def _style(entry: dict, path: Path) -> StyleEntry:
     identifier = entry.get("identifier")
     if not isinstance(identifier, str) or not identifier.strip():
         raise VF3DInputError(path, f"style '{key}': 'identifier' (the unique LoRA prompt) is required")
-    return StyleEntry(key, (path.parent / entry["reference"]).resolve(), identifier, entry.get("post_prompt"),
-                      entry.get("description", ""), path)
+    post_prompt = entry.get("post_prompt")
+    schedule: tuple[str, ...] = ()
+    if isinstance(post_prompt, list):  # a style change over time: one post-prompt per anchor (or spread)
+        if not post_prompt or not all(isinstance(p, str) and p.strip() for p in post_prompt):
+            raise VF3DInputError(path, f"style '{key}': 'post_prompt' must be a text or a non-empty list of texts")
+        schedule, post_prompt = tuple(post_prompt), None
+    elif post_prompt is not None and not isinstance(post_prompt, str):
+        raise VF3DInputError(path, f"style '{key}': 'post_prompt' must be a text or a list of texts, "
+                                   f"got {type(post_prompt).__name__}")
+    return StyleEntry(key, (path.parent / entry["reference"]).resolve(), identifier, post_prompt or None,
+                      entry.get("description", ""), path, schedule)
 
 
 def _read(path: Path) -> dict:

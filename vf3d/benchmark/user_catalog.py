@@ -95,17 +95,20 @@ class ShotRequest:
     source: Path
     reference: Path
     trajectory: Path | None = None
-    post_prompt: str | None = None
+    post_prompt: str | tuple[str, ...] | None = None
+    """One post-prompt for every anchor, or several: a style change over time (one per anchor, or spread evenly;
+    `StyleEntry.post_prompt_schedule`)."""
     width: int = 720
     height: int = 480
 
     @property
     def style_key(self) -> str:
-        """One style per (image, post-prompt): the image's name, plus the post-prompt when there is one."""
+        """One style per (image, post-prompts): the image's name, plus the post-prompts when there are any."""
         base = key_from_name(self.reference.stem)
         if not self.post_prompt:
             return base
-        variant = key_from_name(self.post_prompt)[:24]
+        prompts = (self.post_prompt,) if isinstance(self.post_prompt, str) else self.post_prompt
+        variant = key_from_name("_to_".join(prompts))[:24]
         return f"{base[:MAX_KEY_LENGTH - 1 - len(variant)]}_{variant}"
 
     def scene_entry(self) -> dict:
@@ -119,7 +122,8 @@ class ShotRequest:
     def style_entry(self) -> dict:
         return {"key": self.style_key, "reference": str(self.reference.resolve()),
                 "identifier": f"a scene in vf3d_{key_from_name(self.reference.stem)} style",
-                "post_prompt": self.post_prompt, "description": f"registered by vf3d run from {self.reference.name}"}
+                "post_prompt": list(self.post_prompt) if isinstance(self.post_prompt, tuple) else self.post_prompt,
+                "description": f"registered by vf3d run from {self.reference.name}"}
 
 
 def read_user_catalog(path: Path) -> dict:

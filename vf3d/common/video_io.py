@@ -35,13 +35,18 @@ def read_mp4(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def chain_segments(segments: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """Join per-segment frames where consecutive segments share their boundary frame (kept once).
+def chain_segments(segments: Sequence[Sequence[np.ndarray]], duplicate_joins: bool = False) -> list[np.ndarray]:
+    """Join per-segment frames where consecutive segments share their boundary frame.
 
-    Segment k covers trajectory frames [s_k, e_k] and segment k+1 starts at e_k, so every segment after the
-    first contributes all frames but its first: no duplicated and no missing frames at the joins.
+    Segment k covers trajectory frames [s_k, e_k] and segment k+1 starts at e_k. By default every segment
+    after the first contributes all frames but its first: the boundary frame is kept once, no duplicated and
+    no missing frames. This is a deliberate difference from the official code (a repeated frame is a visible
+    stutter at every join, 8 fps). `duplicate_joins=True` is the official behaviour (`ggi.py` l. 299-302:
+    every segment's `videos[:-3]`, all 46 frames, saved under a running counter, the next segment starting
+    from `videos[-1]`): each join shows its boundary frame twice, the end of segment k and then the first
+    frame of segment k+1 regenerated from it.
     """
     video: list[np.ndarray] = []
     for k, frames in enumerate(segments):
-        video.extend(frames if k == 0 else frames[1:])
+        video.extend(frames if k == 0 or duplicate_joins else frames[1:])
     return video

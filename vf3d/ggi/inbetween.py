@@ -3,6 +3,8 @@
 Segment k covers trajectory frames [s_k, e_k] between anchors v_{s_k} and v_{e_k}. Its edge maps (the line art
 through the edge detector) and its warped noise condition the GGI model; a segment shorter than 46 frames
 (the last of a long shot) is padded with its last edge map and identity flows and cut back after sampling.
+Segments are joined by `vf3d.common.video_io.chain_segments`: the shared boundary frame once (vf3d), or twice
+as the official code (`duplicate_joins`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from vf3d.common.video_io import chain_segments
 from vf3d.ggi.noise_warp import NoiseWarpSettings, padded_flows, warped_noise_for_segment
 from vf3d.ggi.pipeline import GGIPipeline, GGISettings
 from vf3d.models.hed import EdgeDetector
+from vf3d.preprocess.hed_input import guidance_edge_maps
 
 
 def segment_noise(guidance_dir: Path, segment: int, channels: int, settings: GGISettings, degradation: float,
@@ -29,7 +32,7 @@ def segment_noise(guidance_dir: Path, segment: int, channels: int, settings: GGI
         flows, valid = padded_flows(data["forward"], data["forward_valid"], settings.segment_frames - 1)
     return warped_noise_for_segment(flows, valid, channels=channels, degradation=degradation,
                                     num_frames=settings.num_frames, generator=generator, settings=noise_settings,
-                                    device=device)
+                                    device=device, segment_frames=settings.segment_frames)
 
 
 def generate_video(
@@ -42,8 +45,10 @@ def generate_video(
     prompt: str,
     generator_for: Callable[[int], torch.Generator],
     progress: Callable[[int, int], None] | None = None,
+    duplicate_joins: bool = False,
 ) -> list[np.ndarray]:
-    """All frames of the shot, (H, W, 3) uint8, exactly one per trajectory frame."""
+    """All frames of the shot, (H, W, 3) uint8: exactly one per trajectory frame, or with `duplicate_joins`
+    (official `ggi.py`) every segment's frames in full, one extra frame per join (`chain_segments`)."""
     if settings.chain_from not in ("generated", "anchor"):
         raise ValueError(f"settings.chain_from={settings.chain_from!r}: expected 'generated' or 'anchor'")
     meta = json.loads((guidance_dir / "meta.json").read_text())
@@ -55,8 +60,7 @@ def generate_video(
         count = end - start + 1
         edges = None
         if settings.method == "ggi":
-            edges = [edge_detector(np.asarray(Image.open(guidance_dir / "edges" / f"{i:05d}.png")))
-                     for i in range(start, end + 1)]
+            edges = guidance_edge_maps(guidance_dir, range(start, end + 1), edge_detector, (width, height), "frames")
             if settings.structure == "none":  # weights trained without structure see empty maps (Table 3 '-')
                 edges = [np.zeros_like(e) for e in edges]
             edges += [edges[-1]] * (settings.segment_frames - count)
@@ -68,4 +72,4 @@ def generate_video(
         first_image = result.last_frame  # segment k+1 starts from what GGI generated (settings.chain_from)
         if progress:
             progress(k + 1, len(meta["segments"]))
-    return chain_segments(segments)
+    return chain_segments(segments, duplicate_joins)

@@ -1,29 +1,38 @@
 """Warped noise for Geometry-guided Generative Inbetweening (paper Sec. 3.3; Go-with-the-Flow, Burgert et al. 2025).
 
-The noise of frame 0 is i.i.d. N(0, 1); each flow f_i->i+1 carries frame i's noise to frame i+1 so that a
-point's noise travels with it, while every frame stays exactly i.i.d. N(0, 1) per element. The state per pixel
-is (dx, dy, density w, noise n). One step (`warp_noise_step`):
+The noise of frame 0 is i.i.d. N(0, 1); each flow f_i->j carries frame i's noise to frame j so that a point's
+noise travels with it, while every frame stays i.i.d. N(0, 1) per element. The state per pixel is (dx, dy,
+density w, noise n). Two warp steps (`NoiseWarpSettings.warp`):
 
-- contract: every valid pixel p of frame i scatters its particle to the pixel of frame i+1 that contains
-  p's landing point (pixel centre + f_i->i+1(p), + (dx, dy) in `subpixel` mode); a pixel receiving several
-  particles combines them as sum(w*n) / sqrt(sum(w^2)) with w summed (and (dx, dy) the w-weighted mean of
-  the landing residuals);
-- expand: a pixel q of frame i+1 that receives no particle pulls, nearest-neighbour, from the pixel s of
-  frame i containing q - f_i->i+1(q) (the forward flow at q stands in for the backward flow, as in
-  Go-with-the-Flow), if s is valid and s's own landing point lies within `max_expand_error` pixels of q;
-- a source whose value is used k times (its scattered copy plus its expand copies) is regaussianized: each
-  copy is value/sqrt(k) + z - mean(z) over the group, z fresh N(0, 1), and gets density w/k. The copies are
-  then N(0, 1), mutually uncorrelated, and read out together they give back the original value;
-- pixels receiving nothing get fresh N(0, 1) noise with density 1; densities are divided by their mean.
+"official" (`warp_noise_step_official`, the `paper` preset): Go-with-the-Flow's `warp_xyωc` as the official
+preprocessing runs it (fork `assets/mk_noise.py` l. 231-398, `xy_mode='none'`):
+- contract: every particle moves to the pixel nearest p + f(p) (l. 314-329); a particle without a valid flow
+  (official: the -10000 sentinel of pixels with no correspondence, l. 537-547) or leaving the image stays on
+  its own pixel with zero noise and density 1 (`init`, l. 271-275, 325); a pixel receiving particles combines
+  them as sum(w*n) / sqrt(sum(w^2)) with w summed (l. 378-381);
+- expand: a pixel nothing moved to pulls, nearest, from the pixel nearest q - f(q) (l. 294-299), with NO
+  check that the source's own flow lands near q, so a disoccluded region copies whatever lies a flow away;
+- regaussianize by unique value (l. 146-184, 366): every set of copies of one value (a particle's scattered
+  copy and its expand copies; all zero entries together) becomes value/sqrt(k) + z - mean(z), z fresh N(0, 1),
+  density w/k (l. 371). Zero entries become fresh noise of density 1/(number of zero entries);
+- densities: divided by their mean, plus 1e-5, raised to the power 0.9999 (l. 384-396).
 
-Every operation is linear in Gaussians with flow-determined coefficients, so each frame is exactly i.i.d.
-N(0, 1). Readout at latent size (`latent_noise`) averages noise*w / sqrt(avg(w^2)) over 8x8 blocks (times 8,
-unit variance) and keeps CogVideoX's temporal layout; `mix_with_fresh` applies the degradation of Sec. 4.
+"checked" (`warp_noise_step`, vf3d's variant): the same contract and expand (ties rounded up; optional sub-pixel
+particles), but an expand source must be a valid particle whose own landing point lies within
+`MAX_EXPAND_ERROR` pixels of q (else fresh noise); invalid particles vanish; pixels receiving nothing get fresh
+noise of density 1; densities divided by their mean only.
+
+Both are linear in Gaussians with flow-determined coefficients, so each frame is i.i.d. N(0, 1) (the official
+zero group up to its 1/n mean term). Readout at latent size (`latent_noise`, `warped_noise_for_segment`) keeps
+CogVideoX's temporal layout; `mix_with_fresh` applies the degradation of Sec. 4.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,27 +51,56 @@ class WarpState:
     offset: torch.Tensor  # (H, W, 2) float32 sub-pixel (dx, dy) of the particle from the pixel centre
 
 
+WarpAlgorithm = Literal["official", "checked"]
+WARP_ALGORITHMS: tuple[str, ...] = ("official", "checked")
+
+
 @dataclass(frozen=True)
 class NoiseWarpSettings:
-    """How a segment's noise is warped; the defaults are the official preprocessing (`assets/mk_noise.py`), which
-    made the noise the Go-with-the-Flow LoRA and the GGI model were trained on."""
+    """How a segment's noise is warped; the defaults (`paper`) are the official preprocessing
+    (`assets/mk_noise.py` and the script in `assets/exampleA/town.blend` of the fork), which made the noise the
+    Go-with-the-Flow LoRA and the GGI model were trained on."""
 
     resolution_scale: int = 4
     """Noise field size / video size. Official: 8x the half-resolution flows, i.e. 4x the video (2880x1920 for
     720x480), read out by 32x area downscaling (the VAE's 8 x this scale). 1 = video resolution."""
-    flow_stride: int = 4
-    """Frames per warp. Official: correspondences between frames at the latent stride, 12 warps and 13 noise
-    frames per 49-frame segment; the flows in between are composed here. 1 = every consecutive flow (slow
-    motion then rounds to no motion at all and the noise freezes)."""
+    flow_stride: int | None = None
+    """Which frames get a noise frame, and so which flows each warp spans. None (official, `paper`): the 13
+    noise frames of a 46-frame segment are its frames `np.linspace(0, 45, 13).astype(int)` = 0, 3, 7, 11, 15,
+    18, 22, 26, 30, 33, 37, 41, 45 (fork `assets/exampleA/town.blend`, text block "Text" l. 167-175: one
+    correspondence map per sampled frame, from the previous sampled frame; `assets/sampleA/arc0/corres/0004.png`
+    ... `0046.png`, 1-based), one warp between consecutive sampled frames along our consecutive flows composed
+    (`compose_flow_hops`). An int s: frames 0, s, 2s, ... of the segment padded to `num_frames` with still
+    frames, flows composed over s frames: s = 1 is every consecutive flow (the official training's cadence,
+    `vf3d.ggi.training.TRAINING_NOISE_WARP`), s = 4 gives 0, 4, ..., 44, 48 (the `latent_stride` preset,
+    vf3d's earlier cadence: up to 3 frames behind the official)."""
     weighted_readout: bool = False
     """Official: a plain area average of the noise field times the downscale factor. True: avg(noise*w) /
     sqrt(avg(w^2)) with the particle densities w."""
+    warp: WarpAlgorithm = "official"
+    """The warp step (module docstring). "official" (`mk_noise.py` `warp_xyωc`): nearest expand without a
+    consistency check, so disoccluded pixels copy the noise a flow away; regaussianization by unique value;
+    densities `/ mean + 1e-5` then `** 0.9999`. "checked" (vf3d): an expand copy only from a valid particle
+    landing within `MAX_EXPAND_ERROR` (2 px) of the pixel, else fresh noise, so disocclusions get new noise."""
 
 
 NOISE_WARP_PRESETS = {
     "paper": NoiseWarpSettings(),
-    "video_rate": NoiseWarpSettings(resolution_scale=1, flow_stride=1, weighted_readout=True),
+    "latent_stride": NoiseWarpSettings(flow_stride=4, warp="checked"),
+    "video_rate": NoiseWarpSettings(resolution_scale=1, flow_stride=1, weighted_readout=True, warp="checked"),
 }
+"""`paper`: the official preprocessing. `latent_stride`: vf3d's earlier `paper` preset (noise frames 0, 4, ...,
+48 and the checked warp). `video_rate`: every consecutive flow at video resolution, checked warp, density-weighted
+readout."""
+
+
+def noise_frame_indices(segment_frames: int, count: int) -> list[int]:
+    """The segment frames that carry the `count` noise frames, official cadence: `np.linspace(0, N, count)`
+    truncated to integers, N = segment_frames - 1 (fork `assets/exampleA/town.blend` text "Text" l. 167-168;
+    46 frames, 13 noise frames: 0, 3, 7, 11, 15, 18, 22, 26, 30, 33, 37, 41, 45)."""
+    if segment_frames < 1 or count < 1:
+        raise ValueError(f"segment_frames={segment_frames}, count={count}: both must be at least 1")
+    return [int(i) for i in np.linspace(0, segment_frames - 1, count).astype(int)]
 
 
 def initial_state(height: int, width: int, channels: int, generator: torch.Generator | None = None,
@@ -73,22 +111,39 @@ def initial_state(height: int, width: int, channels: int, generator: torch.Gener
 
 
 def compose_flows(flows: torch.Tensor, valid: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flows f_{ks}->{(k+1)s} from consecutive flows f_i->i+1: (N, H, W, 2) -> (N / stride, H, W, 2).
+    """Flows f_{ks}->{(k+1)s} from consecutive flows f_i->i+1: (N, H, W, 2) -> (N / stride, H, W, 2)
+    (`compose_flow_hops` at frames 0, s, 2s, ..., N)."""
+    n = flows.shape[0]
+    if n % stride:
+        raise ValueError(f"{n} flows cannot be grouped by flow_stride={stride}")
+    return compose_flow_hops(flows, valid, list(range(0, n + 1, stride)))
+
+
+def compose_flow_hops(flows: torch.Tensor, valid: torch.Tensor,
+                      frames: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows between consecutive `frames` a_0 <= a_1 <= ... from consecutive flows f_i->i+1:
+    (N, H, W, 2) -> (len(frames) - 1, H, W, 2), hop k being f_{a_k}->{a_{k+1}} (identity when a_k = a_{k+1}).
 
     Hop by hop, f_a->c(p) = f_a->b(p) + f_b->c(p + f_a->b(p)) with f_b->c sampled bilinearly; p stays valid
     while every hop is valid at the pixel it reaches and every point, the last included, is inside the image.
     """
     n, h, w, _ = flows.shape
-    if n % stride:
-        raise ValueError(f"{n} flows cannot be grouped by flow_stride={stride}")
+    frames = list(frames)
+    if len(frames) < 2 or frames[0] < 0 or frames[-1] > n or any(b < a for a, b in pairwise(frames)):
+        raise ValueError(f"frames={frames}: expected at least 2 non-decreasing frame indices in 0..{n} "
+                         f"for {n} consecutive flows")
     ys, xs = torch.meshgrid(torch.arange(h, dtype=flows.dtype, device=flows.device) + 0.5,
                             torch.arange(w, dtype=flows.dtype, device=flows.device) + 0.5, indexing="ij")
     centre = torch.stack([xs, ys], -1)
     scale = torch.tensor([w, h], dtype=flows.dtype, device=flows.device)
     out_flows, out_valid = [], []
-    for group in range(0, n, stride):
-        total, ok = flows[group].clone(), valid[group].clone()
-        for hop in range(group + 1, group + stride):
+    for start, end in pairwise(frames):
+        if start == end:  # a still hop (a segment shorter than its noise frames)
+            out_flows.append(torch.zeros_like(flows[0]))
+            out_valid.append(torch.ones_like(valid[0]))
+            continue
+        total, ok = flows[start].clone(), valid[start].clone()
+        for hop in range(start + 1, end):
             point = centre + total
             grid = (point / scale * 2 - 1)[None]
             sampled = F.grid_sample(flows[hop].permute(2, 0, 1)[None], grid, mode="bilinear",
@@ -312,6 +367,194 @@ def warp_noise_step_reference(
     return WarpState(new_noise.float(), new_weight.float(), new_offset.float())
 
 
+OFFICIAL_WEIGHT_FLOOR = 1e-5
+"""Added to the mean-normalised densities after every official step (`mk_noise.py` l. 384-386)."""
+OFFICIAL_WEIGHT_POWER = 0.9999
+"""The densities are then raised to this power, "to make it tend towards 1" (`mk_noise.py` l. 396). Densities
+only weigh particles merging into one pixel (the `paper` readout ignores them): the power moves a density of
+1e-5 (fresh noise) by 0.1% per step, one of 0.5 by 0.007%; reproduced anyway."""
+
+
+def warp_noise_step_official(
+    state: WarpState,
+    flow: torch.Tensor,
+    valid: torch.Tensor,
+    randn: torch.Tensor | torch.Generator | None = None,
+) -> WarpState:
+    """Carry frame i's state to frame j along f_i->j as Go-with-the-Flow's `warp_xyωc` does in the official
+    preprocessing (fork `assets/mk_noise.py` l. 231-398, xy_mode='none'; module docstring), vectorised.
+
+    Pixel p (integer coordinates, the official grid) moves to round(p + f(p)) (l. 318, 328); an expand target q
+    pulls from round(q - f(q)) (`rp.torch_remap_image` nearest, l. 294-296), both rounding half to even. An
+    invalid flow stands for the official -10000 sentinel of pixels without correspondence (l. 537-547, 606): its
+    particle counts as leaving the image, so it stays on its own pixel as a zero entry (l. 318-325), and q with
+    an invalid flow has no expand source.
+
+    Args:
+        state: frame i's state; its offsets are ignored (xy_mode='none': particles sit on pixel centres).
+        flow: (H, W, 2) float32 f_i->j in pixels.
+        valid: (H, W) bool, pixels of frame i with a correspondence in frame j.
+        randn: the step's N(0, 1) draws: a (2, H, W, C) tensor, the official `foreign_noise` over the
+            concatenated [contract | expand] entries (l. 158, 363-366; [0] at each particle's pixel p, [1] at
+            each target pixel q) for an exact, deterministic step (tests); or a generator (None: torch's
+            default) from which only the draws that reach the output are taken, the discarded zero entries
+            contributing their sum as one draw of the same distribution.
+
+    Returns:
+        frame j's state (offsets zero).
+    """
+    h, w, c = state.noise.shape
+    hw = h * w
+    dev = state.noise.device
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=dev),
+                            torch.arange(w, dtype=torch.float32, device=dev), indexing="ij")
+    grid = torch.stack([xs, ys], -1).reshape(hw, 2)
+    noise, weight = state.noise.reshape(hw, c), state.weight.reshape(hw)
+    flow, valid = flow.reshape(hw, 2), valid.reshape(hw)
+
+    def nearest(point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat index of the pixel nearest each point (H*W, 2), and whether it lies inside the image."""
+        cell = torch.round(point).long()
+        inside = (cell[:, 0] >= 0) & (cell[:, 0] < w) & (cell[:, 1] >= 0) & (cell[:, 1] < h)
+        return cell[:, 1].clamp(0, h - 1) * w + cell[:, 0].clamp(0, w - 1), inside
+
+    def draw(kind: int, index: torch.Tensor) -> torch.Tensor:
+        if isinstance(randn, torch.Tensor):
+            return randn[kind].reshape(hw, c)[index].to(dev)
+        where = randn.device if isinstance(randn, torch.Generator) else dev
+        return torch.randn(len(index), c, generator=randn, device=where).to(dev)
+
+    # Contract: a particle with a valid flow landing inside moves; the others stay put as zero entries.
+    land, land_inside = nearest(grid + flow)
+    moving = valid & land_inside
+    target = torch.where(moving, land, torch.arange(hw, device=dev))
+    contracted = torch.zeros(hw, dtype=torch.bool, device=dev)
+    contracted[target] = True  # the official shrink mask (l. 350-352)
+    # Expand: every other pixel pulls from round(q - f(q)), unchecked (l. 294-299, 358).
+    pull, pull_inside = nearest(grid - flow)
+    exp_tgt = torch.nonzero(~contracted & valid & pull_inside).squeeze(1)
+    exp_src = pull[exp_tgt]
+    fresh_mask = ~contracted
+    fresh_mask[exp_tgt] = False
+    fresh = torch.nonzero(fresh_mask).squeeze(1)  # neither reached nor pulled: zero entries kept
+
+    # Regaussianize by value (l. 146-184, 366): a moving particle's value is shared by its contract entry and
+    # its expand copies (k of them in all); an unmoved particle's value by its expand copies only. All zero
+    # entries form one group: the unmoved particles, the fresh pixels and the discarded expand entries of
+    # contracted pixels (l. 358).
+    mov = torch.nonzero(moving).squeeze(1)
+    stay = torch.nonzero(~moving).squeeze(1)
+    k = torch.bincount(torch.cat([mov, exp_src]), minlength=hw)
+    split = torch.nonzero(k > 1).squeeze(1)
+    slot = torch.full((hw,), -1, dtype=torch.long, device=dev)
+    slot[split] = torch.arange(len(split), device=dev)
+    mov_split, exp_split = mov[k[mov] > 1], torch.nonzero(k[exp_src] > 1).squeeze(1)
+    z_mov, z_exp = draw(0, mov_split), draw(1, exp_tgt[exp_split])
+    z_mean = torch.zeros(len(split), c, device=dev).index_add_(0, slot[mov_split], z_mov)
+    z_mean = z_mean.index_add_(0, slot[exp_src[exp_split]], z_exp) / k[split, None]
+    z_stay, z_fresh = draw(0, stay), draw(1, fresh)
+    discarded = int(contracted.sum())
+    if isinstance(randn, torch.Tensor):
+        discarded_sum = randn[1].reshape(hw, c).to(dev)[contracted].sum(0)
+    else:
+        where = randn.device if isinstance(randn, torch.Generator) else dev
+        discarded_sum = torch.randn(c, generator=randn, device=where).to(dev) * discarded ** 0.5
+    n_zero = len(stay) + len(fresh) + discarded
+    zero_mean = (z_stay.sum(0) + z_fresh.sum(0) + discarded_sum) / n_zero
+
+    # Every pixel's particle after regaussianization; densities divided by the group size (l. 371).
+    part_noise = noise.clone()
+    part_noise[mov_split] = noise[mov_split] * k[mov_split, None].rsqrt() + (z_mov - z_mean[slot[mov_split]])
+    part_noise[stay] = z_stay - zero_mean
+    part_weight = weight / k.clamp(min=1)
+    part_weight[stay] = 1.0 / n_zero
+    # Contracted pixels: sum(w*n) / sqrt(sum(w^2)), densities summed (l. 378-381).
+    numerator = torch.zeros(hw, c, device=dev).index_add_(0, target, part_noise * part_weight[:, None])
+    new_weight = torch.zeros(hw, device=dev).index_add_(0, target, part_weight)
+    squares = torch.zeros(hw, device=dev).index_add_(0, target, part_weight * part_weight)
+    new_noise = torch.empty(hw, c, device=dev)
+    hit = torch.nonzero(contracted).squeeze(1)
+    new_noise[hit] = numerator[hit] / squares[hit, None].sqrt()
+    # Expanded pixels: the regaussianized copy; fresh pixels: their zero entry regaussianized.
+    copies = noise[exp_src].clone()
+    group = exp_src[exp_split]
+    copies[exp_split] = noise[group] * k[group, None].rsqrt() + (z_exp - z_mean[slot[group]])
+    new_noise[exp_tgt] = copies
+    new_weight[exp_tgt] = weight[exp_src] / k[exp_src]
+    new_noise[fresh] = z_fresh - zero_mean
+    new_weight[fresh] = 1.0 / n_zero
+    new_weight = (new_weight / new_weight.mean() + OFFICIAL_WEIGHT_FLOOR) ** OFFICIAL_WEIGHT_POWER  # l. 384-396
+    return WarpState(new_noise.reshape(h, w, c), new_weight.reshape(h, w), torch.zeros(h, w, 2, device=dev))
+
+
+def warp_noise_step_official_reference(
+    state: WarpState,
+    flow: torch.Tensor,
+    valid: torch.Tensor,
+    randn: torch.Tensor,
+) -> WarpState:
+    """Slow per-pixel twin of `warp_noise_step_official`, written for obviousness from the official steps
+    (`mk_noise.py` l. 231-398): the [contract | expand] entries, regaussianized in groups of equal value."""
+    h, w, c = state.noise.shape
+    noise, weight = state.noise.double(), state.weight.double()
+    flow, randn = flow.double(), randn.double()
+    zero = torch.zeros(c, dtype=torch.float64)
+
+    def inside(col: int, row: int) -> bool:
+        return 0 <= col < w and 0 <= row < h
+
+    # Contract half: pixel p's entry (value, density) and where it is scattered to.
+    contract: dict[tuple[int, int], tuple[torch.Tensor, float, tuple[int, int]]] = {}
+    for row in range(h):
+        for col in range(w):
+            tx = round(col + float(flow[row, col, 0]))  # Python's round: half to even, as torch.round
+            ty = round(row + float(flow[row, col, 1]))
+            if valid[row, col] and inside(tx, ty):
+                contract[(row, col)] = (noise[row, col], float(weight[row, col]), (ty, tx))
+            else:  # the init state: zero noise, density 1, scattered to its own pixel
+                contract[(row, col)] = (zero, 1.0, (row, col))
+    received = {entry[2] for entry in contract.values()}
+    # Expand half: pixel q's entry; zero where q received particles or pulls from outside.
+    expand: dict[tuple[int, int], tuple[torch.Tensor, float]] = {}
+    for row in range(h):
+        for col in range(w):
+            sx = round(col - float(flow[row, col, 0]))
+            sy = round(row - float(flow[row, col, 1]))
+            if (row, col) not in received and valid[row, col] and inside(sx, sy):
+                expand[(row, col)] = (noise[sy, sx], float(weight[sy, sx]))
+            else:
+                expand[(row, col)] = (zero, 1.0)
+
+    # Regaussianize: entries sharing a channel-0 value form a group of k; each becomes value/sqrt(k) + z - mean z.
+    groups: dict[float, list[torch.Tensor]] = {}
+    for pixel, (value, _, _) in contract.items():
+        groups.setdefault(float(value[0]), []).append(randn[0][pixel])
+    for pixel, (value, _) in expand.items():
+        groups.setdefault(float(value[0]), []).append(randn[1][pixel])
+
+    def regauss(value: torch.Tensor, density: float, z: torch.Tensor) -> tuple[torch.Tensor, float]:
+        members = groups[float(value[0])]
+        k = len(members)
+        return value / np.sqrt(k) + (z - sum(members) / k), density / k
+
+    new_noise = torch.empty(h, w, c, dtype=torch.float64)
+    new_weight = torch.empty(h, w, dtype=torch.float64)
+    for row in range(h):
+        for col in range(w):
+            if (row, col) in received:
+                weighted, total, squares = torch.zeros(c, dtype=torch.float64), 0.0, 0.0
+                for source, (value, density, target) in contract.items():
+                    if target == (row, col):
+                        n, a = regauss(value, density, randn[0][source])
+                        weighted, total, squares = weighted + a * n, total + a, squares + a * a
+                new_noise[row, col], new_weight[row, col] = weighted / np.sqrt(squares), total
+            else:
+                value, density = expand[(row, col)]
+                new_noise[row, col], new_weight[row, col] = regauss(value, density, randn[1][row, col])
+    new_weight = (new_weight / new_weight.mean() + OFFICIAL_WEIGHT_FLOOR) ** OFFICIAL_WEIGHT_POWER
+    return WarpState(new_noise.float(), new_weight.float(), torch.zeros(h, w, 2))
+
+
 def _check_flows(flows, valid) -> tuple[torch.Tensor, torch.Tensor]:
     flows, valid = torch.as_tensor(flows, dtype=torch.float32), torch.as_tensor(valid)
     if flows.ndim != 4 or flows.shape[-1] != 2:
@@ -323,18 +566,26 @@ def _check_flows(flows, valid) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _warped_states(flows, valid, channels: int, generator: torch.Generator | None, subpixel: bool,
-                   scale: int = 1, device: torch.device | str = "cpu"):
+                   scale: int = 1, device: torch.device | str = "cpu", warp: WarpAlgorithm = "checked"):
     """Yield the state of frames 0..N, one at a time (a 46-frame 720x480 sequence never sits in memory); with
-    `scale`, on a `scale`x larger noise field, each flow upsampled when its step comes."""
+    `scale`, on a `scale`x larger noise field, each flow upsampled when its step comes; `warp` picks the step."""
     flows, valid = _check_flows(flows, valid)
     if channels < 1:
         raise ValueError(f"channels={channels}: need at least 1 noise channel (CogVideoX latents: 16)")
+    if warp not in WARP_ALGORITHMS:
+        raise ValueError(f"warp={warp!r}: expected one of {WARP_ALGORITHMS}")
+    if subpixel and warp == "official":
+        raise ValueError("subpixel=True: the official warp keeps particles on pixel centres (xy_mode='none'); "
+                         "use warp='checked' for sub-pixel particles")
     _, h, w, _ = flows.shape
     state = initial_state(h * scale, w * scale, channels, generator, device)
     yield state
     for flow, mask in zip(flows, valid):
         big_flow, big_mask = upsample_flows(flow[None].to(device), mask[None].to(device), scale)
-        state = warp_noise_step(state, big_flow[0], big_mask[0], generator, subpixel)
+        if warp == "official":
+            state = warp_noise_step_official(state, big_flow[0], big_mask[0], generator)
+        else:
+            state = warp_noise_step(state, big_flow[0], big_mask[0], generator, subpixel)
         yield state
 
 
@@ -345,6 +596,7 @@ def warp_noise_sequence(
     generator: torch.Generator | None = None,
     subpixel: bool = False,
     return_weights: bool = False,
+    warp: WarpAlgorithm = "checked",
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Pixel-resolution warped noise of a segment: frame 0 fresh, frame i+1 = frame i carried along f_i->i+1.
 
@@ -355,6 +607,7 @@ def warp_noise_sequence(
         generator: source of all randomness.
         subpixel: keep sub-pixel particle positions (see `warp_noise_step`).
         return_weights: also return the densities the latent readout needs.
+        warp: the warp step (`NoiseWarpSettings.warp`); default vf3d's "checked", as the `video_rate` preset.
 
     Returns:
         noise (N+1, C, H, W) float32, each frame i.i.d. N(0, 1); with `return_weights`, also the densities
@@ -363,7 +616,7 @@ def warp_noise_sequence(
     flows, valid = _check_flows(flows, valid)
     n, h, w, _ = flows.shape
     noise, weights = torch.empty(n + 1, channels, h, w), torch.empty(n + 1, h, w)
-    for frame, state in enumerate(_warped_states(flows, valid, channels, generator, subpixel)):
+    for frame, state in enumerate(_warped_states(flows, valid, channels, generator, subpixel, warp=warp)):
         noise[frame], weights[frame] = state.noise.permute(2, 0, 1), state.weight
     return (noise, weights) if return_weights else noise
 
@@ -457,15 +710,23 @@ def warped_noise_for_segment(
     subpixel: bool = False,
     settings: NoiseWarpSettings = NoiseWarpSettings(),
     device: torch.device | str = "cpu",
+    segment_frames: int = 46,
 ) -> torch.Tensor:
     """Initial latents' noise eps_w for GGI from a segment's forward flows (paper Sec. 3.3).
 
-    The segment's flows are padded with identity flows to `num_frames - 1` (GGI's 46 frames + 3 repeats of
-    the last: the camera holds still), composed into `settings.flow_stride`-frame flows, and the noise is
-    warped on a `settings.resolution_scale`x larger field, then read out at latent size. With the default
-    settings this is the official preprocessing: 12 warps of 4 frames each on a 2880x1920 field for 720x480,
-    area-downscaled 32x to 13 x 16 x 60 x 90. With `NOISE_WARP_PRESETS["video_rate"]` it equals
-    `mix_with_fresh(latent_noise(noise, weights=weights, ...), ...)` of `warp_noise_sequence(...,
+    Official cadence (`settings.flow_stride=None`, the `paper` preset): the flows are padded with identity flows
+    to `segment_frames - 1` (a shorter segment holds its last frame, as GGI pads it), the noise frames sit at
+    `noise_frame_indices(segment_frames, T)` (46 frames: 0, 3, 7, ..., 41, 45), and each of the T - 1 warps
+    follows the consecutive flows composed between two of them. With the paper's settings this is the official
+    preprocessing (`assets/mk_noise.py` l. 571-614 with the script of `assets/exampleA/town.blend`): 12 warps on
+    a 2880x1920 field for 720x480, each state area-downscaled 32x, 13 x 16 x 60 x 90. The official code only
+    ever makes 46-frame segments (the script's `range(i * 45 + 1, (i + 1) * 45 + 2)`, l. 167); a shorter one
+    would there get 13 noise frames spread over its own length and its edge maps stretched to 46 frames by
+    `ggi.py` (`rp.resize_list`, l. 251), slowing its motion down; vf3d keeps the timing instead.
+
+    Stride cadence (`flow_stride=s`): flows padded to `num_frames - 1` (GGI's 46 frames + 3 repeats of the last),
+    composed over s frames, noise frames 0, 4, ..., num_frames - 1. With `NOISE_WARP_PRESETS["video_rate"]` this
+    equals `mix_with_fresh(latent_noise(noise, weights=weights, ...), ...)` of `warp_noise_sequence(...,
     return_weights=True)` for the same generator, reading each needed frame out as it is warped.
 
     Args:
@@ -475,9 +736,11 @@ def warped_noise_for_segment(
         degradation: fresh-noise mix a (paper: 0.5), see `mix_with_fresh`.
         spatial, num_frames, temporal: latent layout, see `latent_noise`.
         generator: source of all randomness (a CPU generator; draws move to `device`).
-        subpixel: see `warp_noise_step`.
-        settings: resolution, stride and readout (`NoiseWarpSettings`).
+        subpixel: see `warp_noise_step` (warp="checked" only).
+        settings: resolution, cadence, warp step and readout (`NoiseWarpSettings`).
         device: where the noise field lives and is warped (a configured GPU, or the CPU).
+        segment_frames: frames of a whole segment, N + 1 (paper: 46; `GGISettings.segment_frames`), for the
+            official cadence.
 
     Returns:
         (1 + (num_frames - 1) / temporal, C, H / spatial, W / spatial) float32 on the CPU (13x16x60x90 for
@@ -485,22 +748,33 @@ def warped_noise_for_segment(
     """
     flows, valid = _check_flows(flows, valid)
     stride, scale = settings.flow_stride, settings.resolution_scale
-    if stride < 1 or temporal % stride or scale < 1:
-        raise ValueError(f"flow_stride={stride}, resolution_scale={scale}: the stride must divide the VAE's "
-                         f"temporal downsampling {temporal}, the scale be at least 1")
-    if stride == 1:
+    if scale < 1 or (stride is not None and (stride < 1 or temporal % stride)):
+        raise ValueError(f"flow_stride={stride}, resolution_scale={scale}: the stride must be None (official "
+                         f"cadence) or divide the VAE's temporal downsampling {temporal}, the scale be at least 1")
+    if (num_frames - 1) % temporal:
+        raise ValueError(f"num_frames={num_frames}: must be 1 + a multiple of temporal={temporal} "
+                         "(CogVideoX: 49 frames -> 13 latent frames)")
+    if stride is None:
+        if not 2 <= segment_frames <= num_frames or flows.shape[0] > segment_frames - 1:
+            raise ValueError(f"{flows.shape[0]} flows, segment_frames={segment_frames}, num_frames={num_frames}: "
+                             "expected 2 <= segment_frames <= num_frames and at most segment_frames - 1 flows")
+        frames = noise_frame_indices(segment_frames, 1 + (num_frames - 1) // temporal)
+        flows, valid = padded_flows(flows, valid, segment_frames - 1)
+        flows, valid = compose_flow_hops(flows, valid, frames)
+        index = list(range(len(frames)))
+    elif stride == 1:
         index = _latent_frame_indices(flows.shape[0] + 1, num_frames, temporal)
     else:
         intervals = num_frames - 1
-        if flows.shape[0] > intervals or intervals % temporal:
-            raise ValueError(f"{flows.shape[0]} flows for num_frames={num_frames}: expected at most "
-                             f"{intervals}, and num_frames = 1 + a multiple of {temporal}")
+        if flows.shape[0] > intervals:
+            raise ValueError(f"{flows.shape[0]} flows for num_frames={num_frames}: expected at most {intervals}")
         flows, valid = padded_flows(flows, valid, intervals)
         flows, valid = compose_flows(flows, valid, stride)
         index = list(range(0, intervals // stride + 1, temporal // stride))
     block = spatial * scale
     readouts = {}
-    for frame, state in enumerate(_warped_states(flows, valid, channels, generator, subpixel, scale, device)):
+    states = _warped_states(flows, valid, channels, generator, subpixel, scale, device, settings.warp)
+    for frame, state in enumerate(states):
         if frame in index:
             noise = state.noise.permute(2, 0, 1)[None]
             readout = (_spatial_readout(noise, state.weight[None], block) if settings.weighted_readout

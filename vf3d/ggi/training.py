@@ -2,9 +2,10 @@
 
 The widened CogVideoX I2V transformer is fine-tuned (a Go-with-the-Flow LoRA, when loaded, stays frozen) on
 clips of static scenes: V = [E(x_0), 0.., E(x_N)], H = E(HED-S maps) (HED of depth, paper Fig. 9), initial
-noise = the clip's flow-warped noise. As in CogVideoX's training: v-prediction, the x0 recovered from it is
-compared with the clip's latents under the weight 1 / (1 - alpha_bar_t); the anchors' latents are
-noise-augmented with sigma = exp(N(-3, 0.5)); AdamW lr 5e-5, betas (0.9, 0.95), weight decay 1e-4.
+noise = the clip's flow-warped noise, warped and degraded anew at every step as the official training does.
+As in CogVideoX's training: v-prediction, the x0 recovered from it is compared with the clip's latents under
+the weight 1 / (1 - alpha_bar_t); the anchors are noise-augmented with sigma = exp(N(-3, 0.5)); AdamW at a
+constant lr 5e-5, betas (0.9, 0.95), weight decay 1e-4; 16 clips per optimisation step (paper: batch 16).
 The math of the conditions is imported from `vf3d.ggi.pipeline` and `vf3d.ggi.noise_warp`, shared with inference.
 """
 
@@ -27,7 +28,7 @@ from safetensors.torch import save_file
 
 from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic
 from vf3d.common.hashing import content_hash
-from vf3d.ggi.noise_warp import warped_noise_for_segment
+from vf3d.ggi.noise_warp import NOISE_WARP_PRESETS, NoiseWarpSettings, padded_flows, warped_noise_for_segment
 from vf3d.ggi.pipeline import (check_sample_size, conditioning_latents, encode_pixels, encode_video, model_input,
                                to_pixels)
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict, load_ggi_weights
@@ -37,30 +38,57 @@ CHECKPOINT_PREFIX = "checkpoint-"
 RUN_PREFIX = "run-"
 
 
+TRAINING_NOISE_WARP = replace(NOISE_WARP_PRESETS["paper"], flow_stride=1)
+"""The official training's warp (fork `training_ggi/exps/T073-000.py` l. 517-572): RAFT flows between EVERY
+consecutive frame (l. 560-567: one warp per frame, so `flow_stride=1`), a `NoiseWarper` field `resize_flow` = 8x
+the half-resolution frames, i.e. 4x the video (l. 545-553), read out by plain 32x area downscaling (l. 97-100,
+522), the warp step with the default `warp_kwargs={}` (l. 557). That is the preprocessing's `NoiseWarper` and
+step (`assets/mk_noise.py`), which the `paper` preset of `NoiseWarpSettings` holds; only the cadence differs."""
+
+
 @dataclass(frozen=True)
 class GGITrainingSettings:
     """Training settings (official code's values unless noted)."""
 
     steps: int = 1300
     """Optimisation steps (paper: 1,300 iterations; the released checkpoint is `checkpoint-1350`)."""
-    gradient_accumulation: int = 4
-    """Clips per optimisation step, batch 1 each (official `T073-000.yaml`: gradient_accumulation_steps 4)."""
-    lr_scheduler: str = "cosine_with_restarts"
-    """diffusers' `get_scheduler` name (official: cosine_with_restarts, 1 cycle)."""
-    warmup_steps: int = 800
-    """Linear learning-rate warm-up (official lr_warmup_steps: 800)."""
+    gradient_accumulation: int = 16
+    """Clips per optimisation step, batch 1 each, gradients averaged: the effective batch on one GPU (paper Sec. 4:
+    batch size 16). Several GPUs (accelerate) give per-device batch x devices x accumulation: the official
+    `T073-000.yaml` has train_batch_size 1 and gradient_accumulation_steps 4 (l. 16-17), and the script logs
+    `train_batch_size * num_processes * gradient_accumulation_steps` (T073-000.py l. 458), so the paper's 16 is
+    1 x 4 GPUs x 4. Here, one process: 16 = 1 x 1 x 16."""
+    lr_scheduler: str = "constant"
+    """diffusers' `get_scheduler` name. Official: constant, `T073-000.py` imports `get_scheduler` (l. 50) but never
+    builds or steps one, only `optimizer.step()` (l. 727), and logs `args.learning_rate` as the lr (l. 766).
+    "cosine_with_restarts" with `warmup_steps=800`, `schedule_steps=10_000` is the schedule the yaml names
+    (`T073-000.yaml` l. 22-24) and the `paper_yaml_schedule` preset."""
+    warmup_steps: int = 0
+    """Linear learning-rate warm-up (official: none; the yaml's unused lr_warmup_steps: 800). diffusers' "constant"
+    ignores it."""
     schedule_steps: int = 10_000
-    """Length of the learning-rate schedule (official max_train_steps: 10,000, of which 1,350 were used)."""
+    """Length of the learning-rate schedule, for the decaying schedulers (the yaml's max_train_steps: 10,000)."""
     max_grad_norm: float = 1.0
     """Gradient clipping (official max_grad_norm: 1.0)."""
     learning_rate: float = 5e-5
+    """AdamW learning rate (official `T073-000.yaml` l. 18: 0.00005)."""
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 1e-4
     anchor_noise_log_mean: float = -3.0
     """Anchor latents are augmented with sigma = exp(N(mean, std))."""
     anchor_noise_log_std: float = 0.5
-    degradation: float = 0.5
-    """Warped-noise mix with fresh noise (as at inference)."""
+    noise: Literal["per_step", "per_clip"] = "per_step"
+    """"per_step" (official `T073-000.py` l. 544-576, inside the step loop): every step warps a fresh noise field
+    along the clip's flows and degrades it anew, from a generator seeded by (seed, step, micro-batch), so a
+    resumed run draws the same noise. "per_clip": one warped noise per clip, computed once and reused (faster)."""
+    degradation: float | None = None
+    """Warped-noise mix with fresh noise, `mix_with_fresh`. None (official `T073-000.py` l. 575-576:
+    `alpha = random.random()`): drawn uniform in [0, 1) for every clip at every step; a number fixes it (0.5:
+    the inference value)."""
+    noise_warp: NoiseWarpSettings = TRAINING_NOISE_WARP
+    """How the training noise is warped (`TRAINING_NOISE_WARP`, the official training's); any
+    `NOISE_WARP_PRESETS` entry, e.g. "latent_stride" (our previous training noise: one checked warp per 4 composed
+    flows)."""
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     gradient_checkpointing: bool = True
@@ -80,9 +108,18 @@ class GGITrainingSettings:
 
 GGI_TRAINING_PRESETS = {
     "paper": GGITrainingSettings(),
+    "paper_yaml_schedule": GGITrainingSettings(lr_scheduler="cosine_with_restarts", warmup_steps=800),
     "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9, real_frames=6,
-                                gradient_accumulation=1, warmup_steps=0, schedule_steps=6),
+                                gradient_accumulation=1, schedule_steps=6),
 }
+"""`paper_yaml_schedule`: the paper preset with the warm-up and cosine schedule `T073-000.yaml` names but the
+script never builds (800 linear warm-up steps, then one cosine cycle over 10,000 steps)."""
+
+
+def noise_generator(seed: int, step: int, micro: int) -> torch.Generator:
+    """The generator of a training step's noise: seeded from (seed, step, micro-batch) alone, so the noise of a
+    step is the same whether the run was resumed or not."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro]).generate_state(1)[0]))
 
 
 @dataclass
@@ -186,7 +223,8 @@ class GGITrainer:
 
     @torch.no_grad()
     def prepare(self, clip: TrainingClip, generator: torch.Generator) -> dict:
-        """Latents and conditions of a clip (frozen VAE and text encoder: computed once)."""
+        """Latents and conditions of a clip (frozen VAE and text encoder: computed once) and its flows for the
+        noise (`draw_noise`); with `noise="per_clip"`, its one warped noise."""
         s, vae, pipe = self.settings, self.components.vae, self.pipe
         n = min(len(clip.frames), s.real_frames, s.num_frames)
         frames, structure = clip.frames[:n], clip.structure[:n]
@@ -195,20 +233,46 @@ class GGITrainer:
         image_latents, edge_latents = conditioning_latents(vae, frames[0], frames[-1], structure, s.num_frames)
         x0 = encode_video(vae, [*frames, *pad])
         height, width = frames[0].shape[:2]
-        noise = warped_noise_for_segment(clip.flows[: n - 1], clip.valid[: n - 1], channels=x0.shape[2],
-                                         degradation=s.degradation, num_frames=s.num_frames, generator=generator,
-                                         device=x0.device)  # the official 4x field: on the GPU when there is one
         embeds, _ = pipe.encode_prompt(clip.prompt, do_classifier_free_guidance=False,
                                        max_sequence_length=MAX_SEQUENCE_LENGTH, device=x0.device)
         rotary = (pipe._prepare_rotary_positional_embeddings(height, width, x0.shape[1], x0.device)
                   if self.components.transformer.config.use_rotary_positional_embeddings else None)
-        return dict(x0=x0, noise=noise[None].to(x0), image_latents=image_latents, edge_latents=edge_latents,
-                    embeds=embeds, rotary=rotary, anchor_pixels=to_pixels([frames[0], frames[-1]])[0].transpose(0, 1).to(x0))
+        batch = dict(x0=x0, image_latents=image_latents, edge_latents=edge_latents, embeds=embeds, rotary=rotary,
+                     anchor_pixels=to_pixels([frames[0], frames[-1]])[0].transpose(0, 1).to(x0),
+                     flows=torch.as_tensor(clip.flows[: n - 1]), valid=torch.as_tensor(clip.valid[: n - 1]))
+        if s.noise == "per_clip":
+            batch["noise"] = self.draw_noise(batch, generator)
+        return batch
 
-    def loss(self, batch: dict, t: torch.Tensor, anchor_sigma: torch.Tensor, augment: torch.Tensor) -> torch.Tensor:
-        """Eq. 3 in CogVideoX's v-prediction form, at timestep t."""
+    @torch.no_grad()
+    def draw_noise(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """The warped noise of a clip, degraded: (1, 13, C, H/8, W/8) for the paper's 49 frames.
+
+        Official (`T073-000.py` l. 544-576): a `NoiseWarper` carries fresh noise along the flow between every
+        consecutive frame of the 49 (46 + 3 repeats, l. 540), each warped frame is read out by area downscaling
+        (l. 559-570), `rp.resize_list(noises, 13)` keeps frames round(i * 48 / 12) = 0, 4, ..., 48 (rp `r.py`
+        `resize_list`), and `mix_new_noise(noise, alpha)` mixes in fresh noise with alpha = random.random().
+        Here the same, on the clip's own flows (`settings.noise_warp`), alpha from `generator` when
+        `settings.degradation` is None.
+        """
+        s, x0 = self.settings, batch["x0"]
+        flows, valid = batch["flows"], batch["valid"]
+        cadence = {}
+        if s.noise_warp.flow_stride == 1:  # every consecutive flow of the 49 frames: the repeats' (still) ones too,
+            flows, valid = padded_flows(flows, valid, s.num_frames - 1)  # as the official pads before RAFT (l. 540)
+        elif s.noise_warp.flow_stride is None:  # the inference cadence, over the clip's real frames
+            cadence = {"segment_frames": flows.shape[0] + 1}
+        alpha = float(torch.rand((), generator=generator)) if s.degradation is None else s.degradation
+        noise = warped_noise_for_segment(flows, valid, channels=x0.shape[2], degradation=alpha,
+                                         num_frames=s.num_frames, generator=generator, settings=s.noise_warp,
+                                         device=x0.device, **cadence)  # the 4x field: on the GPU when there is one
+        return noise[None].to(x0)
+
+    def loss(self, batch: dict, t: torch.Tensor, anchor_sigma: torch.Tensor, augment: torch.Tensor,
+             noise: torch.Tensor) -> torch.Tensor:
+        """Eq. 3 in CogVideoX's v-prediction form, at timestep t, with the warped `noise` (`draw_noise`)."""
         scheduler = self.pipe.scheduler
-        x0, noise = batch["x0"], batch["noise"]
+        x0 = batch["x0"]
         noisy = scheduler.add_noise(x0, noise, t)
         image_latents = batch["image_latents"]
         if self.settings.anchor_noise_space == "pixel":  # v_0, v_N noised as images, then encoded (official)
@@ -234,15 +298,19 @@ class GGITrainer:
     def evaluate(self, batches: Sequence[dict], samples: int = 4, seed: int = 1234) -> float:
         """Mean loss over fixed draws (the same for every call): comparable before and after training."""
         generator = torch.Generator().manual_seed(seed)
-        return float(np.mean([self.loss(b, *self._draw(b, generator)).item() for b in batches for _ in range(samples)]))
+        return float(np.mean([self.loss(b, *self._draw(b, generator, generator)).item()
+                              for b in batches for _ in range(samples)]))
 
-    def _draw(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _draw(self, batch: dict, generator: torch.Generator, noise_generator: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Timestep, anchor sigma and augmentation from `generator`; the noise (per step) from `noise_generator`."""
         s = self.settings
         t = torch.randint(0, self.pipe.scheduler.config.num_train_timesteps, (1,), generator=generator)
         sigma = torch.exp(torch.randn((), generator=generator) * s.anchor_noise_log_std + s.anchor_noise_log_mean)
         shape = batch["anchor_pixels" if s.anchor_noise_space == "pixel" else "image_latents"].shape
         augment = torch.randn(shape, generator=generator)
-        return t, sigma, augment.to(batch["x0"])
+        noise = batch["noise"] if s.noise == "per_clip" else self.draw_noise(batch, noise_generator)
+        return t, sigma, augment.to(batch["x0"]), noise
 
     def save_checkpoint(self, out_dir: Path, losses: list[float], generator: torch.Generator) -> None:
         with atomic_dir(out_dir / f"{CHECKPOINT_PREFIX}{self.step:06d}") as tmp:
@@ -291,7 +359,7 @@ class GGITrainer:
             step_loss = 0.0
             for micro in range(s.gradient_accumulation):  # batch 1 per clip, gradients accumulated
                 batch = batches[(self.step * s.gradient_accumulation + micro) % len(batches)]
-                loss = self.loss(batch, *self._draw(batch, generator))
+                loss = self.loss(batch, *self._draw(batch, generator, noise_generator(s.seed, self.step, micro)))
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(f"GGI training loss is {loss.item()} at step {self.step}")
                 (loss / s.gradient_accumulation).backward()

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
+from vf3d.models.ggi_checkpoint import attach_adapter, split_adapter, weights_carry_adapter
 from vf3d.models.tokenizers_offline import t5_tokenizer
 from vf3d.models.weights import MissingWeightsError, has_weights
 
@@ -129,13 +130,16 @@ def ggi_state_dict(transformer: CogVideoXTransformer3DModel) -> dict[str, torch.
 
 
 def load_ggi_weights(transformer: nn.Module, weights_file: Path) -> None:
-    """Load a `ggi_state_dict` file into a transformer, with or without a LoRA attached; every weight must load."""
-    saved = load_file(weights_file)
+    """Load a `ggi_state_dict` file into a transformer, with or without a LoRA attached; every weight must load.
+    A file that carries its own adapter (an imported official checkpoint) attaches it as adapter "gwtf"."""
+    saved, adapter = split_adapter(load_file(weights_file), weights_file)
     own = [k for k in transformer.state_dict() if ".lora_" not in k]
     missing = [k for k in own if k.replace(".base_layer.", ".") not in saved]
     if missing:
         raise ValueError(f"{weights_file}: not a GGI weights file for this transformer (missing {missing[:3]} ...)")
     transformer.load_state_dict({k: saved[k.replace(".base_layer.", ".")] for k in own}, strict=False)
+    if adapter:
+        attach_adapter(transformer, adapter, GWTF_ADAPTER, weights_file)
 
 
 def tiny_cogvideo(seed: int = 0, widened: bool = True) -> GGIComponents:
@@ -233,10 +237,14 @@ def load_full_ggi(cogvideo_dir: Path, ggi_weights_file: Path | None, gwtf_lora: 
 
     The base CogVideoX-5b-I2V transformer is built from `cogvideo_dir`, widened (32 -> 48 input channels) and
     then loaded strictly from `ggi_weights_file`; the Go-with-the-Flow LoRA (adapter "gwtf") is attached on top
-    unless `gwtf_lora` is None. Without `ggi_weights_file` the base I2V transformer is returned (for the
-    training-free bidirectional method). The scheduler is the class the folder's `scheduler_config.json` names
-    (CogVideoX-5b-I2V: CogVideoXDDIMScheduler), as the official inference keeps it.
+    unless `gwtf_lora` is None. A weights file that carries its own adapter (the official `checkpoint-1350`,
+    imported) attaches that one instead, as the official `ggi.py` does, and needs no `gwtf_lora` file. Without
+    `ggi_weights_file` the base I2V transformer is returned (for the training-free bidirectional method). The
+    scheduler is the class the folder's `scheduler_config.json` names (CogVideoX-5b-I2V: CogVideoXDDIMScheduler),
+    as the official inference keeps it.
     """
+    if ggi_weights_file is not None and ggi_weights_file.is_file() and weights_carry_adapter(ggi_weights_file):
+        gwtf_lora = None  # the weights' own adapter is attached
     missing = missing_ggi_files(cogvideo_dir, ggi_weights_file, gwtf_lora)
     if missing:
         raise MissingWeightsError(missing)
@@ -245,7 +253,10 @@ def load_full_ggi(cogvideo_dir: Path, ggi_weights_file: Path | None, gwtf_lora: 
                                                               torch_dtype=dtype, **kwargs)
     if ggi_weights_file is not None:
         widen_patch_embed(transformer, transformer.config.out_channels)
-        transformer.load_state_dict(load_file(ggi_weights_file), strict=True)
+        base, adapter = split_adapter(load_file(ggi_weights_file), ggi_weights_file)
+        transformer.load_state_dict(base, strict=True)
+        if adapter:
+            attach_adapter(transformer, adapter, GWTF_ADAPTER, ggi_weights_file)
     components = GGIComponents(
         transformer=transformer.eval(),
         vae=AutoencoderKLCogVideoX.from_pretrained(cogvideo_dir, subfolder="vae", torch_dtype=dtype, **kwargs).eval(),

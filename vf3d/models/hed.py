@@ -2,8 +2,9 @@
 
 The FLUX HED ControlNet was trained on HED maps, so its condition must look like HED: soft, thick,
 white-on-black strokes. The paper's LoRA is trained on HED of the style reference, and the official code
-also passes the rendered line art (our `guidance/edges/` maps) through HED at full resolution before
-sampling. Two detectors share one interface:
+also passes every rendered frame (a normal-matcap picture with Line Art strokes, `vf3d.preprocess.hed_input`)
+through HED before sampling (fork `assets/mk_edge.py:31-32`: `model(im, detect_resolution=size[1],
+image_resolution=size[1])`, then `im.resize(size)`). Two detectors share one interface:
 
 - `ClassicalEdgeDetector` (`tiny` profile): multi-scale Gaussian-derivative magnitude, no weights, so the
   tiny pipeline still sees meaningful structure;
@@ -22,6 +23,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from vf3d.models.weights import find_annotator_file
 
@@ -112,8 +114,8 @@ class AnnotatorNetwork:
 
     def __init__(self, network: torch.nn.Module, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32, detect_resolution: int | None = None):
-        """`detect_resolution`: None runs at the input size (the official VideoFrom3D code's HED of line art);
-        an int resizes as controlnet_aux does (short side to it, both sides rounded to multiples of 64)."""
+        """`detect_resolution`: an int resizes as controlnet_aux does (short side to it, both sides rounded to
+        multiples of 64), as every official caller does; None runs at the input size (ours, an option)."""
         self.device = torch.device(device)
         self.dtype = dtype
         self.detect_resolution = detect_resolution
@@ -123,9 +125,14 @@ class AnnotatorNetwork:
 class HEDEdgeDetector(AnnotatorNetwork):
     """The Apache-2 HED network of controlnet_aux (the `full` profile), run on a given device and dtype.
 
-    Reproduces `controlnet_aux.hed.HEDdetector.__call__` exactly: RGB as float 0..255 into the network, each
-    of the 5 side outputs resized (bilinear) to the detection size, averaged, sigmoid, x255 truncated to
-    uint8. The result is resized back to the input size.
+    With an int `detect_resolution` R it reproduces what the official code gets from
+    `HEDdetector(image, detect_resolution=R, image_resolution=R).resize(image.size)` (fork `assets/mk_edge.py:31-32`
+    with R = the image height; `image_datasets/dataset.py:129` with R = 512), exactly: the input resized by
+    `controlnet_aux.util.resize_image` (short side to R, sides rounded to multiples of 64; Lanczos up, area down),
+    RGB as float 0..255 into the network, the 5 side outputs resized (bilinear) to that size, averaged, sigmoid,
+    x255 truncated to uint8; the map resized (bilinear) to `resize_image(resized input, R)`'s size, then by PIL's
+    default `Image.resize` (bicubic) back to the input size. With `detect_resolution=None` (ours) the network runs
+    at the input size and nothing is resized.
     """
 
     @classmethod
@@ -154,23 +161,36 @@ class HEDEdgeDetector(AnnotatorNetwork):
         sides = [side.float().cpu().numpy()[0, 0] for side in self.network(x)]  # 5 x (h / 2^k, w / 2^k)
         sides = np.stack([cv2.resize(side, (w, h), interpolation=cv2.INTER_LINEAR) for side in sides], axis=2)
         edge = 1 / (1 + np.exp(-np.mean(sides, axis=2).astype(np.float64)))
-        edge = (edge * 255.0).clip(0, 255).astype(np.uint8)
-        if (h, w) != (height, width):
-            edge = cv2.resize(edge, (width, height), interpolation=cv2.INTER_LINEAR)
-        return edge
+        edge = (edge * 255.0).clip(0, 255).astype(np.uint8)  # (h, w)
+        if self.detect_resolution is None:
+            return edge
+        # controlnet_aux: the map at image_resolution (= detect_resolution), computed from the resized input
+        out_h, out_w = controlnet_aux_size(h, w, self.detect_resolution)
+        edge = cv2.resize(edge, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        # the official callers: PIL's default resize (bicubic) back to the input size
+        return np.asarray(Image.fromarray(edge).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def controlnet_aux_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """(h, w) that `controlnet_aux.util.resize_image` gives: short side to `resolution`, sides rounded to
+    multiples of 64 (e.g. 1080x720 at 720 -> 1088x704)."""
+    k = float(resolution) / min(height, width)
+    return int(np.round(height * k / 64.0)) * 64, int(np.round(width * k / 64.0)) * 64
 
 
 def resize_like_controlnet_aux(image: np.ndarray, resolution: int) -> np.ndarray:
-    """controlnet_aux.util.resize_image: short side to `resolution`, sides rounded to multiples of 64."""
+    """controlnet_aux.util.resize_image: short side to `resolution`, sides rounded to multiples of 64 (Lanczos
+    when enlarging, area otherwise)."""
     height, width = image.shape[:2]
+    h, w = controlnet_aux_size(height, width, resolution)
     k = float(resolution) / min(height, width)
-    h, w = int(np.round(height * k / 64.0)) * 64, int(np.round(width * k / 64.0)) * 64
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_LANCZOS4 if k > 1 else cv2.INTER_AREA)
 
 
 CONTROLNET_AUX_RESOLUTION = 512
 """controlnet_aux's default detect resolution, which the official distribution alignment keeps for the HED of
-style references (`image_datasets/dataset.py`). Line art goes through HED at full resolution."""
+style references (`image_datasets/dataset.py:129`). Rendered frames go through HED at their own height
+(`assets/mk_edge.py:31`), recorded by the guidance (`vf3d.preprocess.hed_input.hed_detect_resolution`)."""
 
 
 def make_edge_detector(kind: Literal["auto", "classical", "hed"], profile: Literal["tiny", "full"],

@@ -12,11 +12,16 @@ lower neighbour:
   where they interpenetrate. Blender's Freestyle has no such edge type; the index passes make it exact.
 
 Edges are drawn on the pixel nearer the camera, white (255) on black, optionally thickened.
+
+These line maps are not what the models see. The official code hands HED a normal-matcap render with the
+Line Art strokes on top (`vf3d.preprocess.hed_input`, `EdgeSettings.hed_input`), every frame at 1.5x the video
+size (1080x720 for 720x480); SAG reads HED's maps at that size, GGI resizes them to the video size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -34,6 +39,30 @@ class EdgeSettings:
     """A neighbour farther than this fraction of the depth from the tangent plane is a silhouette."""
     line_width: int = 1
     """Line thickness in pixels (1 = single-pixel lines)."""
+    hed_input: Literal["matcap_lines", "lines"] = "matcap_lines"
+    """What the edge detector (HED) sees. "matcap_lines" (official: fork `assets/exampleA/town.blend` text block
+    "Text" lines 183-207 render Workbench normal-matcap frames with the Line Art strokes, `assets/mk_edge.py`
+    runs HED on them): composited from the G-buffer (`vf3d.preprocess.hed_input`). "lines": these line maps."""
+    stroke_width: float = 0.007
+    """Line Art stroke width in scene units: town.blend's LINEART `radius` 0.0175 x THICKNESS `thickness_factor` 0.4
+    (strokes evaluate to radius 0.0035 in bpy 5.0); a stroke draws `stroke_width * f / z` pixels wide."""
+    anchor_scale: float = 1.5
+    """The anchor frames' HED inputs are also rendered at this multiple of the video size, for SAG (official: every
+    frame rendered at 1080x720, text block "Text" lines 185-186, for a 720x480 video, `ggi.py:195-196`); 1 = none."""
+    frame_scale: float = 1.0
+    """Every frame's HED input (GGI's edge maps) at this multiple of the video size. 1 (default): composited from
+    the video-size G-buffer, no second render, and HED still detects at the official 1088x704 grid (the input is
+    enlarged to it); 1.5 (official): every frame rendered again at 1080x720, measured in
+    `scripts/bench_preprocess.py`."""
+
+
+EDGE_PRESETS: dict[str, EdgeSettings] = {
+    "paper": EdgeSettings(),
+    "official_every_frame": EdgeSettings(frame_scale=1.5),
+    "lines": EdgeSettings(hed_input="lines", anchor_scale=1.0),
+}
+"""`paper`: the official HED input and SAG size, GGI's inputs composited at the video size; `official_every_frame`:
+every frame re-rendered at 1.5x as the official code does; `lines`: our 1-px line maps straight into HED."""
 
 
 EDGE_TYPES = ("silhouette", "crease", "object_boundary", "intersection")

@@ -16,6 +16,7 @@ class GBuffer:
     object_index: np.ndarray  # (H, W) int32, 0 = background
     material_index: np.ndarray  # (H, W) int32
     background: np.ndarray  # (H, W) bool, True where no geometry was hit
+    backfacing: np.ndarray | None = None  # (H, W) bool, True where the camera sees a face's back (normal is flipped)
 
     def validate(self) -> None:
         """Check shapes, dtypes and finiteness; a failure here is a bug in the renderer, not user input."""
@@ -25,5 +26,7 @@ class GBuffer:
             value = getattr(self, name)
             if value.shape != shape:
                 raise ValueError(f"GBuffer.{name} has shape {value.shape}, expected {shape}")
+        if self.backfacing is not None and self.backfacing.shape != (h, w):
+            raise ValueError(f"GBuffer.backfacing has shape {self.backfacing.shape}, expected {(h, w)}")
         if not np.isfinite(self.position[~self.background]).all():
             raise ValueError("GBuffer.position is not finite on geometry pixels")

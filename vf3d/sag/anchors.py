@@ -1,13 +1,16 @@
 """Anchor views for every segment boundary of a shot (paper Sec. 3.2 and 'long trajectories').
 
 Anchor 0 is generated from its edge map alone; anchor k (the last frame of segment k-1) is guided by
-anchor k-1 warped into its view with that segment's f_N->0. Output folder::
+anchor k-1 warped into its view with that segment's f_N->0. Anchors are sampled at the SAG size
+(`SAGSettings.resolution_scale`, `vf3d.sag.resolution`: 1072x720 for a 720x480 video in the `paper` preset) and
+written at the video size. Output folder::
 
-    anchors/{frame:05d}.png   the anchor views v
-    control/{frame:05d}.png   the edge condition fed to the ControlNet (edge detector on the line art)
-    warped/{frame:05d}.png    the previous anchor warped into this view (guided anchors only)
-    masks/{frame:05d}.png     SAG's mask m (white = unobserved, generated freely; guided anchors only)
-    anchors.json              frames, prompts, observed coverage per anchor, settings
+    anchors/{frame:05d}.png   the anchor views v, at the video size (what GGI and the metrics read)
+    sag_size/{frame:05d}.png  the anchor views as sampled, at the SAG size (the next anchor warps this one)
+    control/{frame:05d}.png   the edge condition fed to the ControlNet (edge detector on the guidance's HED input)
+    warped/{frame:05d}.png    the previous anchor warped into this view (guided anchors only; SAG size)
+    masks/{frame:05d}.png     SAG's mask m (white = unobserved, generated freely; guided anchors only; SAG size)
+    anchors.json              frames, prompts, observed coverage per anchor, sizes, settings
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from PIL import Image
 from vf3d.common.atomic import atomic_dir
 from vf3d.common.warp import warp_image
 from vf3d.models.hed import EdgeDetector, as_rgb
+from vf3d.preprocess.hed_input import guidance_edge_maps
+from vf3d.sag.resolution import resize_flow, sag_size, to_video_size
 from vf3d.sag.sampling import SAGPipeline, SAGSettings, unobserved_mask
 
 
@@ -90,20 +95,21 @@ def generate_views(
     meta = json.loads((guidance_dir / "meta.json").read_text())
     if len(prompts) != len(frames):
         raise ValueError(f"prompts: {len(prompts)} given, the shot has {len(frames)} views at frames {list(frames)}")
-    height, width = meta["height"], meta["width"]
+    height, width = meta["height"], meta["width"]  # the video size: anchors are written at it
+    sag_width, sag_height = sag_size(width, height, settings.resolution_scale)  # and sampled at this one
     records: list[AnchorRecord] = []
     with atomic_dir(out_dir) as tmp:
-        for sub in (images, "control", "warped", "masks"):
+        for sub in (images, "sag_size", "control", "warped", "masks"):
             (tmp / sub).mkdir()
         previous: np.ndarray | None = None
         for k, frame in enumerate(frames):
-            line_art = np.asarray(Image.open(guidance_dir / "edges" / f"{frame:05d}.png"))
-            control = Image.fromarray(as_rgb(edge_detector(line_art)))
+            edges = guidance_edge_maps(guidance_dir, [frame], edge_detector, (sag_width, sag_height), "anchors")[0]
+            control = Image.fromarray(as_rgb(edges))
             control.save(tmp / "control" / f"{frame:05d}.png")
             warped = valid = None
             observed = replaced = 0.0
             if previous is not None and warp_source is not None:
-                flow, flow_valid = warp_source(k, frames[k - 1], frame)
+                flow, flow_valid = resize_flow(*warp_source(k, frames[k - 1], frame), (sag_width, sag_height))
                 warped, valid = warp_image(previous, flow, flow_valid,
                                            "nearest" if settings.resampling == "nearest" else "bilinear")
                 Image.fromarray(warped).save(tmp / "warped" / f"{frame:05d}.png")
@@ -111,13 +117,15 @@ def generate_views(
                 mask = unobserved_mask(valid, settings)
                 Image.fromarray((mask * 255).round().astype(np.uint8)).save(tmp / "masks" / f"{frame:05d}.png")
                 replaced = float((mask == 0).mean()) if settings.replacement else 0.0
-            result = sag(prompts[k], control, height, width, warped=warped, valid=valid, settings=settings,
+            result = sag(prompts[k], control, sag_height, sag_width, warped=warped, valid=valid, settings=settings,
                          generator=generator_for(k if settings.seed_per_anchor else 0))
-            result.image.save(tmp / images / f"{frame:05d}.png")
-            previous = np.asarray(result.image.convert("RGB"))
+            result.image.save(tmp / "sag_size" / f"{frame:05d}.png")
+            to_video_size(result.image, width, height).save(tmp / images / f"{frame:05d}.png")
+            previous = np.asarray(result.image.convert("RGB"))  # the next anchor warps the anchor as sampled
             records.append(AnchorRecord(frame, prompts[k], observed, replaced))
             if progress:
                 progress(k + 1, len(frames))
         (tmp / "anchors.json").write_text(json.dumps(
-            {"anchors": [asdict(r) for r in records], "settings": asdict(settings)}, indent=1))
+            {"anchors": [asdict(r) for r in records], "video_size": [width, height], "sag_size": [sag_width, sag_height],
+             "settings": asdict(settings)}, indent=1))
     return records

@@ -63,6 +63,10 @@ class SAGSettings:
     """Unobserved mask dilation with a 5x5 kernel, repeated (official code: 12)."""
     mask_blur_sigma: float = 3.0
     """Gaussian blur of the dilated mask with a 9x9 kernel (official code: sigma 3)."""
+    soft_mask: bool = False
+    """False (official `sag_generate_anchor_view.py` `Warp`, l. 491-495): the mask is uint16 0/1 when blurred,
+    so cv2 rounds the blur back to 0/1 (it only rounds the dilated region's corners) and every latent cell is
+    either replaced or free. True: the blur runs in float, a soft border whose cells are partly replaced."""
     resampling: Resampling = "nearest"
     """How the previous anchor is warped and the mask brought to the latent grid: "nearest" (official) or
     "smooth" (bilinear warp, area-averaged mask)."""
@@ -80,6 +84,11 @@ class SAGSettings:
     `src/flux/sampling.py`: `get_schedule(steps, (w // 8) * (h // 8) // (16 * 16))`, i.e. 21 tokens at 720x480,
     mu = 0.46): reproduced, although it looks like a mistake, since FLUX packs 2x2 latent patches into
     (h / 16) * (w / 16) = 1,350 tokens. "latent": those 1,350 tokens (mu = 0.71), as diffusers computes it."""
+    resolution_scale: float = 1.5
+    """Anchors are sampled at this multiple of the video size, floored to multiples of 16, then resized to the
+    video size (`vf3d.sag.resolution`). Official 1.5: the size of the 1080x720 edge maps
+    (`sag_generate_anchor_view.py:560`), 1072x720 after x-flux's rounding (l. 179-180), resized to 720x480 by
+    `ggi.py:219`. 1: at the video size."""
 
 
 SAG_PRESETS = {
@@ -89,10 +98,16 @@ SAG_PRESETS = {
 
 
 def unobserved_mask(valid: np.ndarray, settings: SAGSettings) -> np.ndarray:
-    """m: 1 where the warped anchor gives no observation, dilated then blurred (H, W) float32 in [0, 1]."""
-    unobserved = (~valid).astype(np.uint8)
+    """m: 1 where the warped anchor gives no observation, dilated then blurred, (H, W) float32.
+
+    Official (`sag_generate_anchor_view.py` `Warp`, l. 491-495): the unobserved pixels as a uint16 0/1 image,
+    `cv2.dilate` with a 5x5 ones kernel, 12 iterations, then `cv2.GaussianBlur` 9x9, sigma 3 on that uint16
+    image, which rounds to integers: m stays binary. `settings.soft_mask` blurs in float instead (m in [0, 1]).
+    """
+    unobserved = (~valid).astype(np.float32 if settings.soft_mask else np.uint16)
     dilated = cv2.dilate(unobserved, np.ones((5, 5), np.uint8), iterations=settings.mask_dilate_iterations)
-    return np.clip(cv2.GaussianBlur(dilated.astype(np.float32), (9, 9), settings.mask_blur_sigma), 0.0, 1.0)
+    blurred = cv2.GaussianBlur(dilated, (9, 9), settings.mask_blur_sigma)
+    return np.clip(blurred.astype(np.float32), 0.0, 1.0)
 
 
 @dataclass
@@ -135,8 +150,9 @@ class SAGPipeline:
     def pack_mask(self, mask: np.ndarray, latent_h: int, latent_w: int, channels: int,
                   resampling: Resampling = "nearest") -> torch.Tensor:
         """Downsample m to the latent grid and pack it like the latents: (1, L, 4*C). "nearest" picks one pixel
-        per latent cell (official: `cv2.resize(..., INTER_NEAREST)`, which torch's "nearest" matches);
-        "smooth" averages the cell (area)."""
+        per latent cell, the cell's top-left one (official `sag_generate_anchor_view.py` l. 82-83:
+        `cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)`, which torch's "nearest"
+        matches); "smooth" averages the cell (area)."""
         small = torch.from_numpy(mask)[None, None].float()
         mode = {"nearest": "nearest", "smooth": "area"}[resampling]
         small = torch.nn.functional.interpolate(small, size=(latent_h, latent_w), mode=mode)

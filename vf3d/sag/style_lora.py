@@ -68,14 +68,24 @@ class LoRASettings:
     steps: int = 400
     """Optimisation steps (paper: 400; the official config allows 600)."""
     learning_rate: float = 1e-4
-    """AdamW learning rate (official `configs/distribution_alignment.yaml`: 1e-4, betas (0.9, 0.999), weight decay
-    0.01, eps 1e-8, constant after `warmup_steps`)."""
+    """AdamW learning rate (official `configs/distribution_alignment.yaml` l. 12-18: 1e-4, betas (0.9, 0.999),
+    weight decay 0.01, eps 1e-8)."""
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.01
+    lr_scheduler: str = "constant"
+    """diffusers' `get_scheduler` name, called with `warmup_steps` as the official script does
+    (`sag_distribution_alignment.py` l. 246-251). Official: "constant" (`distribution_alignment.yaml` l. 13), for
+    which diffusers ignores the warm-up: the lr is 1e-4 from the first step. "constant_with_warmup": the 10-step
+    linear warm-up the yaml's `lr_warmup_steps` suggests."""
     warmup_steps: int = 10
-    """Linear learning-rate warm-up (official lr_warmup_steps: 10)."""
+    """Linear learning-rate warm-up steps passed to the scheduler (official lr_warmup_steps: 10, l. 14; without
+    effect under "constant")."""
     max_grad_norm: float = 1.0
-    """Gradient clipping (official max_grad_norm: 1.0)."""
+    """Gradient clipping (official max_grad_norm: 1.0, l. 19)."""
+    clip_grad: Literal["transformer", "both"] = "transformer"
+    """Whose gradients are clipped to `max_grad_norm`. Official (`sag_distribution_alignment.py` l. 363-364:
+    `accelerator.clip_grad_norm_(dit.parameters(), ...)`): the transformer's LoRA only, with its own norm; the
+    ControlNet's LoRA is stepped unclipped. "both": one norm over both LoRAs, clipped together."""
     resolution: int = 1024
     """Longer side of the training image (official img_size: 1024), floored to a multiple of 32."""
     random_aspect: bool = True
@@ -96,7 +106,7 @@ class LoRASettings:
 
 
 LORA_PRESETS = {"paper": LoRASettings(),
-                "tiny": LoRASettings(steps=30, learning_rate=1e-3, resolution=64, warmup_steps=0)}
+                "tiny": LoRASettings(steps=30, learning_rate=1e-3, resolution=64)}
 ASPECTS = {"16:9": 16 / 9, "4:3": 4 / 3, "1:1": 1.0, "own": None}
 """The official crops (`image_datasets/dataset.py`: 16:9, 4:3, 1:1 or "default", centred)."""
 
@@ -280,7 +290,9 @@ class StyleLoRATrainer:
         before = self._eval_loss(batches, eval_draws)
         optimizer = torch.optim.AdamW(self.parameters(), lr=s.learning_rate, betas=s.betas,
                                       weight_decay=s.weight_decay, eps=1e-8)
-        schedule = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=s.warmup_steps)
+        schedule = get_scheduler(s.lr_scheduler, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=s.steps)
+        clipped = self.parameters() if s.clip_grad == "both" else [
+            p for p in self.components.transformer.parameters() if p.requires_grad]
         for model in (self.components.transformer, self.components.controlnet):
             model.train()
         losses = []
@@ -290,7 +302,7 @@ class StyleLoRATrainer:
             loss = self.flow_loss(batch, *draw(batch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.parameters(), s.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(clipped, s.max_grad_norm)
             optimizer.step()
             schedule.step()
             losses.append(loss.item())

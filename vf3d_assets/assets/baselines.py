@@ -13,6 +13,7 @@ from resources.models import ModelStore
 from vf3d.baselines.anchor_warp import anchor_warp_video
 from vf3d.baselines.dense_sag import generate_every_frame
 from vf3d.preprocess.guidance import ShotGeometry
+from vf3d.preprocess.hed_input import hed_detect_resolution
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline
 from vf3d.sag.style_lora import load_style_lora, sampling_prompt
 from vf3d_assets.assets.ggi import video_asset_name
@@ -55,7 +56,8 @@ def dense_video_asset(method_key: str) -> AssetsDefinition:
                 SAGPipeline(pipe, step_progress(context, "denoising steps", every=0)), guidance_dir,
                 artifacts.path(f"{name}_views", context.partition_key),
                 sampling_prompt(prompts, style.identifier, style.post_prompt),
-                models.edges(device.torch_device(), device.torch_dtype()), models.preset(SAG_PRESETS, config.preset),
+                models.edges(device.torch_device(), device.torch_dtype(), hed_detect_resolution(guidance_dir)),
+                models.preset(SAG_PRESETS, config.preset),
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k), method_key,
                 step_progress(context, "frames", every=10))
         return save_method_video(out, frames, method_key, models.profile, config.fps, gpu.record(),

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -20,9 +21,10 @@ from dagster import (
 )
 from PIL import Image
 
-from evaluation.metrics import PAPER_TABLE2, evaluate_video
+from evaluation.metrics import METRICS_CODE_VERSION, PAPER_TABLE2, evaluate_video
 from evaluation.quality import DEFAULT_AESTHETIC_HEAD, aesthetic_head_spec
-from evaluation.report import COLUMNS, paper_rows_as_dicts, write_report
+from evaluation.report import COLUMNS, current_records, paper_rows_as_dicts, write_report
+from evaluation.results_page import ArtifactLayout, write_results_page
 from evaluation.structure import PSNR_D_BACKGROUND
 from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
@@ -32,13 +34,12 @@ from vf3d.common.hashing import content_hash
 from vf3d.common.visualize import line_plot
 from vf3d.baselines.methods import METHODS
 from vf3d.preprocess.guidance import ShotGeometry
+from vf3d_assets.artifact_server import page_metadata
 from vf3d_assets.assets.ggi import video_asset_name
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.metadata import image_markdown, method_display
 from vf3d_assets.partitions import catalog, from_scene, scene_style_partitions
-
-METRICS_CODE_VERSION = "2"
 
 
 class MetricsConfig(Config):
@@ -49,7 +50,8 @@ class MetricsConfig(Config):
     aesthetic_head: str = DEFAULT_AESTHETIC_HEAD
     """CLIP-A's head: 'laion_linear' (LAION-AI/aesthetic-predictor, the paper's citation) or 'improved_mlp'."""
     psnr_d_background: str = "exclude"
-    """PSNR-D's background pixels: 'exclude' (the paper's reading) or 'farthest' (scored as the farthest depth)."""
+    """PSNR-D's background pixels: 'exclude' (our reading; the paper does not say) or 'farthest' (scored as the
+    farthest depth)."""
 
 
 def metrics_asset_name(method_key: str) -> str:
@@ -99,7 +101,7 @@ def metrics_asset(method_key: str = "ggi", code_version: str = METRICS_CODE_VERS
         video_info = json.loads((video_dir / "video.json").read_text())
         record = {"scene": scene_key, "style": style_key, "category": catalog.scene(scene_key).category,
                   "method": method_key, "generation_profile": video_info["profile"],
-                  "metric_profile": values["profile"], **values}
+                  "metric_profile": values["profile"], "metrics_code_version": code_version, **values}
         out = artifacts.path(name, context.partition_key) / "metrics.json"
         write_text_atomic(out, json.dumps(record, indent=1))
         numbers = {c: float(values[c]) for c in COLUMNS}
@@ -134,21 +136,31 @@ METRICS_ASSETS = {key: metrics_asset(key) for key in METHODS}
 metrics = METRICS_ASSETS["ggi"]
 
 
-@asset(deps=list(METRICS_ASSETS.values()), group_name="evaluation", code_version="2",
+@asset(deps=list(METRICS_ASSETS.values()), group_name="evaluation", code_version="3",
        description="Table 2 of the paper for every method we ran (ours, ablations, baselines): rows per method and "
                    "profile, mean ± std, bootstrap 95% intervals per category, paired differences against ours, "
-                   "per-scene tables; the paper's published rows beside them (CSV, Markdown, PNG).")
+                   "per-scene tables; the paper's published rows beside them (CSV, Markdown, PNG), and the results "
+                   "page index.html: every method's video of each shot side by side, in sync, with its numbers.")
 def benchmark_report(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     records = [json.loads(p.read_text()) for key in METHODS
                for p in sorted(artifacts.base().glob(f"{metrics_asset_name(key)}/*/metrics.json"))]
+    partitions = {(scene, style) for scene in catalog.scenes for style in catalog.styles}
+    records, left_out = current_records(records, METRICS_CODE_VERSION, partitions)  # stale and orphans counted
     records = [r for r in records if r["category"] != "demo"] or records  # the demo counts only when alone
     out = artifacts.path("benchmark_report", "all")
     with atomic_dir(out) as tmp:
-        write_report(records, paper_rows_as_dicts(PAPER_TABLE2), tmp)
+        paths = write_report(records, paper_rows_as_dicts(PAPER_TABLE2), tmp, left_out=left_out,
+                             code_version=METRICS_CODE_VERSION)
+        # the page shows the report's own tables, read back from its CSVs: the same numbers as the Markdown
+        page = write_results_page(records, tmp, ArtifactLayout(artifacts.base(), video_asset_name), page_dir=out,
+                                  table=pd.read_csv(paths["benchmark"]), scenes=pd.read_csv(paths["per_scene"]),
+                                  left_out=left_out, code_version=METRICS_CODE_VERSION)
     plot = np.asarray(Image.open(out / "benchmark.png").convert("RGB"))
     methods = sorted({r["method"] for r in records})
     return MaterializeResult(data_version=DataVersion(content_hash(out)), metadata={
         "path": MetadataValue.path(str(out / "benchmark.md")), "videos": len(records),
+        "left_out_stale": left_out["stale"], "left_out_orphan": left_out["orphan"],
+        "results_page": page_metadata(out / page.name, artifacts.base()),
         "methods": MetadataValue.json(methods),
         "profiles": MetadataValue.json(sorted({f"generated {r.get('generation_profile', 'unknown')}, scored "
                                                f"{r.get('metric_profile', r.get('profile'))}" for r in records})),

@@ -39,6 +39,7 @@ from vf3d.ggi.training_set import (clip_from_render, clip_from_video, hed_s_dept
 from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
 from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
+from vf3d.preprocess.hed_input import hed_detect_resolution
 from vf3d_assets.assets.sag import anchors
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.progress import step_progress
@@ -54,11 +55,12 @@ class WarpedNoiseConfig(Config):
     """Mix with fresh noise (official code: 0.5); 0 = pure warped noise."""
     seed: int = 0
     preset: str = "paper"
-    """'paper': the official warping (4x video resolution, one warp per 4 frames, area readout); 'video_rate':
-    every consecutive flow at video resolution (see vf3d.ggi.noise_warp.NoiseWarpSettings)."""
+    """'paper': the official warping (4x video resolution, noise frames 0, 3, 7, ..., 45, unchecked expand, area
+    readout); 'latent_stride': noise frames 0, 4, ..., 48 and vf3d's checked expand; 'video_rate': every
+    consecutive flow at video resolution (see vf3d.ggi.noise_warp.NoiseWarpSettings)."""
 
 
-@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="2", pool="gpu",
+@asset(partitions_def=scene_partitions, deps=[guidance], group_name="ggi", code_version="3", pool="gpu",
        description="Go-with-the-Flow warped noise per segment at latent resolution (13 x 16 x H/8 x W/8).")
 def warped_noise(context: AssetExecutionContext, config: WarpedNoiseConfig, artifacts: ArtifactStore, gpu: GPU
                  ) -> MaterializeResult:
@@ -176,6 +178,9 @@ class GGIWeightsConfig(Config):
     pretrained: str = ""
     """Import GGI weights instead of training: the official `checkpoint-1350` folder (or its `transformer/`
     subfolder) as released, or a vf3d weights file. Every tensor is checked against the model's shapes."""
+    pretrained_adapter: str = "checkpoint"
+    """'checkpoint': keep the LoRA adapter stored in the imported checkpoint and run it (official `ggi.py`);
+    'discard': drop it and attach the Go-with-the-Flow LoRA file instead (see vf3d.models.ggi_checkpoint)."""
 
 
 GGI_WEIGHTS = {"hed_s": "ggi_weights", "hed": "ggi_weights_hed", "none": "ggi_weights_no_structure"}
@@ -189,7 +194,7 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
     name = GGI_WEIGHTS[structure]
     ablation = "" if structure == "hed_s" else f" Ablation (paper Table 3): structure condition '{structure}'."
 
-    @asset(name=name, deps=[ggi_training_set], group_name="ggi", code_version="3", pool="gpu",
+    @asset(name=name, deps=[ggi_training_set], group_name="ggi", code_version="5", pool="gpu",
            description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint)." + ablation,
            check_specs=[AssetCheckSpec("loss_decreased", asset=name,
                                        description="Trained: the evaluation loss on the training clips fell. "
@@ -201,7 +206,8 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
         weights = out / WEIGHTS_FILE
         if config.pretrained:
             # import_ggi_weights raises on any missing, extra or misshapen tensor: reaching the check means verified.
-            state, report = import_ggi_weights(config.pretrained, models.ggi_weight_shapes())
+            state, report = import_ggi_weights(config.pretrained, models.ggi_weight_shapes(),
+                                               config.pretrained_adapter)
             with atomic_file(weights) as tmp:
                 save_file(state, tmp)
             return MaterializeResult(data_version=DataVersion(content_hash(weights)),
@@ -259,6 +265,10 @@ class VideoConfig(Config):
     prompt: str = ""
     """Text prompt for CogVideoX; empty = the BLIP-2 caption of the first anchor (official `ggi.py`)."""
     fps: float = 8.0
+    duplicate_joins: bool = False
+    """False: each join's boundary frame once, one video frame per trajectory frame (vf3d). True: every segment's
+    46 frames kept, the boundary frame twice, as the official `ggi.py` (vf3d.common.video_io.chain_segments);
+    such a video no longer matches the trajectory frame for frame, which the metrics require."""
 
 
 def video_asset_name(method_key: str) -> str:
@@ -278,7 +288,7 @@ def ggi_video_asset(method_key: str = "ggi") -> AssetsDefinition:
         partitions_def=scene_style_partitions,
         deps=[anchors, AssetDep(guidance, partition_mapping=from_scene),
               AssetDep(warped_noise, partition_mapping=from_scene), *weights_deps],
-        group_name="ggi" if method_key == "ggi" else "methods", code_version="3", pool="gpu",
+        group_name="ggi" if method_key == "ggi" else "methods", code_version="4", pool="gpu",
         description=f"{method_display(method_key)}: every segment in-betweened between its anchors, chained; "
                     "H.264 mp4 + frames.",
     )
@@ -309,12 +319,14 @@ def ggi_video_asset(method_key: str = "ggi") -> AssetsDefinition:
             frames = generate_video(
                 ggi, guidance_dir, anchors_dir,
                 lambda k: load_file(noise_dir / f"seg{k:03d}.safetensors")["noise"],
-                models.edges(device.torch_device(), device.torch_dtype()), settings, prompt,
+                models.edges(device.torch_device(), device.torch_dtype(), hed_detect_resolution(guidance_dir)),
+                settings, prompt,
                 lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
-                step_progress(context, "segments"))
+                step_progress(context, "segments"), duplicate_joins=config.duplicate_joins)
         return save_method_video(artifacts.path(name, context.partition_key), frames, method_key, models.profile,
                                  config.fps, gpu.record(),
-                                 {"prompt": prompt, "prompt_source": prompt_source, "structure": settings.structure},
+                                 {"prompt": prompt, "prompt_source": prompt_source, "structure": settings.structure,
+                                  "duplicate_joins": config.duplicate_joins},
                                  edges_dir=guidance_dir / "edges")
 
     return video_of_method

@@ -1,7 +1,10 @@
 """Sparse Anchor-view Generation assets: per-style LoRAs, per scene x style anchors (paper Sec. 3.2)."""
 
+import hashlib
 import json
-from dataclasses import replace
+import os
+import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +25,17 @@ from PIL import Image
 from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
+from vf3d.common.atomic import OWNER_MARKER, atomic_dir, output_files, output_lock
 from vf3d.common.hashing import content_hash
 from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION, as_rgb
+from vf3d.preprocess.hed_input import hed_detect_resolution
 from vf3d.sag.anchors import anchor_frames, generate_anchors
+from vf3d.sag.resolution import sag_size
 from vf3d.sag.sampling import SAG_PRESETS, SAGPipeline, with_overrides
-from vf3d.sag.style_lora import (LORA_PRESETS, StyleExample, StyleLoRATrainer, load_style_lora, sampling_prompt,
-                                 training_prompts, training_size)
+from vf3d.sag.style_lora import (LORA_PRESETS, META_FILE, StyleExample, StyleLoRATrainer, load_style_lora,
+                                 sampling_prompt, training_prompts, training_size)
 from vf3d.sag.style_lora import import_xflux_lora as import_xflux_lora_file
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.assets.styles import style_reference
@@ -60,7 +66,7 @@ class StyleLoRAConfig(Config):
     partitions_def=style_partitions,
     deps=[style_reference],
     group_name="sag",
-    code_version="2",
+    code_version="4",  # 4: HED's final resize as controlnet_aux + PIL (vf3d.models.hed)
     pool="gpu",
     description="Distribution alignment: LoRA (rank 16) on FLUX's first 23 blocks and the HED ControlNet.",
     check_specs=[AssetCheckSpec("loss_decreased", asset="style_lora",
@@ -81,22 +87,33 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
     for entry in styles.values():
         check_reference_image(entry.reference)  # missing, corrupt or oversized: one line, before any training
     reference = Image.open(style.reference).convert("RGB")
-    with device.oom_advice("style_lora", *training_size(reference, settings.resolution)):
-        components = models.flux(device.torch_dtype())
-        # References go through HED at controlnet_aux's 512 px, as the official distribution alignment does.
-        hed = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION)
-        trainer = StyleLoRATrainer(components, settings, edge_detector=hed)
-        device.place(trainer.pipe, inference=False)
-        # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
-        examples = []
-        for prompt, entry in zip(training_prompts(list(styles), settings), styles.values()):
-            image = Image.open(entry.reference).convert("RGB")
-            examples.append(StyleExample(image, Image.fromarray(as_rgb(hed(np.asarray(image)))), prompt))
-        steps = step_progress(context, "LoRA steps", every=50)
-        result = trainer.train(examples, lambda step, loss: steps(step, settings.steps))
-        example = examples[0]
     out = artifacts.path("style_lora", context.partition_key)
-    trainer.save(out, result)
+    # Post-prompt variants reuse their reference's LoRA (paper Sec. 3.2, "Style Variation": "to avoid training
+    # additional LoRA models"): the post-prompt is only added when sampling, so a style with the same references,
+    # identifiers and settings trains the same LoRA; it is trained once, kept under its training key, and every
+    # such style's partition links to it.
+    shared = artifacts.base() / SHARED_LORAS / lora_training_key(styles, settings, models)
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(shared.parent / f"{shared.name}.training"):  # a variant trained meanwhile waits, then reuses
+        trained_here, edge_picture = not (shared / META_FILE).is_file(), []
+        if trained_here:
+            with device.oom_advice("style_lora", *training_size(reference, settings.resolution)):
+                components = models.flux(device.torch_dtype())
+                # References go through HED at controlnet_aux's 512 px, as the official distribution alignment.
+                hed = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION)
+                trainer = StyleLoRATrainer(components, settings, edge_detector=hed)
+                device.place(trainer.pipe, inference=False)
+                # The LoRA learns the identifiers alone; post-prompts are added only when sampling (paper Fig. 8).
+                examples = []
+                for prompt, entry in zip(training_prompts(list(styles), settings), styles.values()):
+                    image = Image.open(entry.reference).convert("RGB")
+                    examples.append(StyleExample(image, Image.fromarray(as_rgb(hed(np.asarray(image)))), prompt))
+                steps = step_progress(context, "LoRA steps", every=50)
+                trainer.save(shared, trainer.train(examples, lambda step, loss: steps(step, settings.steps)))
+                edge_picture = [np.asarray(examples[0].hed)]
+        link_files(shared, out)
+    forget_unlinked(shared)
+    trained = json.loads((out / META_FILE).read_text())
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={
@@ -105,16 +122,51 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
             "device": MetadataValue.json(gpu.record()),
             "steps": settings.steps,
             "identifiers": MetadataValue.json(list(styles)),
-            "final_loss": float(np.mean(result.losses[-10:])),
-            "eval_loss_before": result.eval_loss_before,
-            "eval_loss_after": result.eval_loss_after,
-            "loss_curve": image_markdown(line_plot(result.losses), "training loss"),
-            "reference": image_markdown(contact_sheet([np.asarray(reference), np.asarray(example.hed)], columns=2,
-                                                      thumb_width=200), "reference and its edge map"),
+            "trained": MetadataValue.text("here" if trained_here else
+                                          f"reused: the LoRA of the same reference and identifier ({shared.name})"),
+            "final_loss": float(np.mean(trained["losses"][-10:])),
+            "eval_loss_before": trained["eval_loss_before"],
+            "eval_loss_after": trained["eval_loss_after"],
+            "loss_curve": image_markdown(line_plot(trained["losses"]), "training loss"),
+            "reference": image_markdown(contact_sheet([np.asarray(reference), *edge_picture], columns=2,
+                                                      thumb_width=200), "reference (and its edge map, when trained here)"),
         },
-        check_results=[AssetCheckResult(check_name="loss_decreased", passed=result.improved,
-                                        metadata={"before": result.eval_loss_before, "after": result.eval_loss_after})],
+        check_results=[AssetCheckResult(check_name="loss_decreased",
+                                        passed=trained["eval_loss_after"] < trained["eval_loss_before"],
+                                        metadata={"before": trained["eval_loss_before"],
+                                                  "after": trained["eval_loss_after"]})],
     )
+
+
+SHARED_LORAS = "style_lora_shared"
+"""Artifacts folder of the LoRAs by training key; each style's `style_lora` partition holds links to one."""
+
+
+def lora_training_key(styles: dict, settings, models: ModelStore) -> str:
+    """What a style LoRA's training depends on: the references' content, the identifiers, the settings and the
+    base model. Not the post-prompts, which only sampling uses."""
+    parts = [content_hash(s.reference) for s in styles.values()] + list(styles)
+    parts += [json.dumps(asdict(settings), sort_keys=True, default=str), models.profile, str(models.weights_dir)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+
+
+def link_files(source: Path, out: Path) -> None:
+    """Replace `out` (atomically) with hard links to `source`'s files (copies where links are impossible)."""
+    with atomic_dir(out) as tmp:
+        for name in output_files(source):
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source / name, tmp / name)
+            except OSError:
+                shutil.copy2(source / name, tmp / name)
+
+
+def forget_unlinked(keep: Path) -> None:
+    """Remove trained LoRAs that no style's partition links to any more (older trainings of edited styles)."""
+    for entry in keep.parent.iterdir():
+        files = [entry / name for name in output_files(entry)] if entry.is_dir() and entry != keep else []
+        if files and (entry / OWNER_MARKER).is_file() and all(f.stat().st_nlink == 1 for f in files):
+            shutil.rmtree(entry)
 
 
 def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) -> MaterializeResult:
@@ -157,7 +209,7 @@ class AnchorsConfig(Config):
     partitions_def=scene_style_partitions,
     deps=[AssetDep(guidance, partition_mapping=from_scene), AssetDep(style_lora, partition_mapping=from_style)],
     group_name="sag",
-    code_version="2",
+    code_version="4",  # 4: sampled at 1.5x the video size (vf3d.sag.resolution), HED at the render height
     pool="gpu",
     description="Anchor views v_0, v_N (every segment boundary) by Sparse Appearance-guided Sampling.",
 )
@@ -172,9 +224,13 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
     styles = [catalog.style(k) for k in config.anchor_styles] or [style] * len(frames)
     if len(styles) != len(frames):
         raise ValueError(f"anchor_styles: {len(styles)} given, scene '{scene_key}' has {len(frames)} anchors")
+    # a post-prompt schedule changes the style over time (paper Fig. 8): without replacement, as the paper does
+    post_prompts = [s.post_prompt for s in styles] if config.anchor_styles else style.anchor_post_prompts(len(frames))
+    over_time = bool(style.post_prompt_schedule) and not config.anchor_styles
     device = gpu.settings()
-    settings = with_overrides(models.preset(SAG_PRESETS, config.preset), replacement=config.replacement)
-    with device.oom_advice("anchors", meta["width"], meta["height"]):
+    settings = with_overrides(models.preset(SAG_PRESETS, config.preset),
+                              replacement=config.replacement and not over_time)
+    with device.oom_advice("anchors", *sag_size(meta["width"], meta["height"], settings.resolution_scale)):
         pipe = models.flux(device.torch_dtype()).pipeline()
         lora_prompts = load_style_lora(pipe, artifacts.path("style_lora", style_key))["prompts"]
         device.place(pipe)
@@ -182,8 +238,8 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
         out = artifacts.path("anchors", context.partition_key)
         records = generate_anchors(
             SAGPipeline(pipe, step_progress(context, "denoising steps", every=0)), guidance_dir, out,
-            [sampling_prompt(lora_prompts, s.identifier, s.post_prompt) for s in styles],
-            models.edges(device.torch_device(), device.torch_dtype()), settings,
+            [sampling_prompt(lora_prompts, s.identifier, p) for s, p in zip(styles, post_prompts)],
+            models.edges(device.torch_device(), device.torch_dtype(), hed_detect_resolution(guidance_dir)), settings,
             lambda k: torch.Generator(device.torch_device()).manual_seed(device.seed + k),
             step_progress(context, "anchors"))
     pictures = [np.asarray(Image.open(out / "anchors" / f"{r.frame:05d}.png")) for r in records]
@@ -202,6 +258,8 @@ def anchors(context: AssetExecutionContext, config: AnchorsConfig, artifacts: Ar
             "observed_fraction": MetadataValue.json([round(r.observed_fraction, 4) for r in records]),
             "replaced_fraction": MetadataValue.json([round(r.replaced_fraction, 4) for r in records]),
             "resolution": f"{meta['width']}x{meta['height']}",
+            "sag_resolution": "x".join(map(str, sag_size(meta["width"], meta["height"], settings.resolution_scale))),
             "replacement": settings.replacement,
+            "post_prompts": MetadataValue.json(post_prompts),
         },
     )

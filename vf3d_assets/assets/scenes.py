@@ -26,6 +26,7 @@ from vf3d.common.errors import VF3DInputError
 from vf3d.common.hashing import content_hash
 from vf3d.common.visualize import contact_sheet, flow_to_rgb
 from vf3d.preprocess.guidance import describe_shot
+from vf3d.preprocess.hed_input import read_hed_input
 from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown
 from vf3d_assets.partitions import catalog, scene_partitions
@@ -77,8 +78,9 @@ class GuidanceConfig(Config):
     partitions_def=scene_partitions,
     deps=[scene],
     group_name="scenes",
-    code_version="1",
-    description="Edge maps h_i, planar depth, flows f_i->i+1 and f_N->0 with valid masks (paper Sec. 3.1).",
+    code_version="2",  # 2: the edge detector's inputs (normal matcap + Line Art strokes; anchors at 1.5x)
+    description="Edge maps h_i and the edge detector's inputs, planar depth, flows f_i->i+1 and f_N->0 with valid "
+                "masks (paper Sec. 3.1).",
     check_specs=[
         AssetCheckSpec("edges_on_every_frame", asset="guidance", description="Every edge map has edge pixels."),
         AssetCheckSpec("valid_flow_fraction", asset="guidance",
@@ -98,11 +100,16 @@ def guidance(context: AssetExecutionContext, config: GuidanceConfig, artifacts: 
                          flow_to_rgb(first["end_to_start"], first["end_to_start_valid"])]
     empty = [i for i, fraction in enumerate(stats.edge_fraction) if fraction == 0.0]
     worst = float(min(stats.forward_valid_fraction))
+    hed_inputs = json.loads((out / "meta.json").read_text())["hed_input"]
+    hed_pictures = [read_hed_input(out, i, "frames") for i in picks[:: max(1, len(picks) // 4)]]
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={
             "path": MetadataValue.path(str(out)),
             "edge_contact_sheet": image_markdown(contact_sheet([edges[i] for i in picks]), "edges"),
+            "hed_input_contact_sheet": image_markdown(contact_sheet(hed_pictures, columns=4),
+                                                      f"what the edge detector reads ({hed_inputs['kind']})"),
+            "hed_input": MetadataValue.json(hed_inputs),
             "flow_preview": image_markdown(contact_sheet(flow_pictures, columns=2, thumb_width=240),
                                            "f_0->1 and f_N->0"),
             "frames": stats.num_frames,
@@ -112,6 +119,7 @@ def guidance(context: AssetExecutionContext, config: GuidanceConfig, artifacts: 
             "end_to_start_valid_fraction": MetadataValue.json(stats.end_to_start_valid_fraction),
             "render_seconds": round(stats.render_seconds, 2),
             "flow_seconds": round(stats.flow_seconds, 2),
+            "hed_input_seconds": round(stats.hed_input_seconds, 2),
         },
         check_results=[
             AssetCheckResult(check_name="edges_on_every_frame", passed=not empty,

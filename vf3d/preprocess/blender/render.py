@@ -1,8 +1,9 @@
 """Render the per-frame geometry buffer with Cycles (headless, CPU).
 
 One Cycles pass per frame with 1 sample and a 0.01 px box filter gives, exactly at pixel centres,
-world positions, shading normals, object and material indices, and a background mask. Edges, depth
-and flows (`vf3d.preprocess.edges`, `vf3d.preprocess.flows`) are all computed from these buffers.
+world positions, shading normals, object and material indices, a background mask, and (in the Combined pass)
+whether the camera sees a face's back. Edges, depth, flows and the HED input (`vf3d.preprocess.edges`,
+`vf3d.preprocess.flows`, `vf3d.preprocess.hed_input`) are all computed from these buffers.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ BACKGROUND_Z = 1.0e9  # Cycles writes 1e10 in the Z pass where a ray hits nothin
 
 
 def _flatten_materials(scene: bpy.types.Scene) -> None:
-    """Give every surface a black emission shader, keeping each material's pass index.
+    """Give every surface an emission shader whose colour is the Backfacing attribute, keeping each material's
+    pass index.
 
     Only the data passes matter; a BSDF makes Cycles sample lights at every pixel (measured: 0.48 s ->
-    0.17 s per 720x480 frame indoors), while positions, normals and indices stay bit-identical.
+    0.17 s per 720x480 frame indoors), while positions, normals and indices stay bit-identical. The Combined
+    pass then holds 1 where the camera sees a face's back: Cycles' Normal pass is flipped towards the camera
+    there, Workbench's shading is not (`vf3d.preprocess.hed_input`). Emission sampling is off: no surface is
+    a light.
     """
     plain = bpy.data.materials.new("vf3d_plain")
     plain.pass_index = len(bpy.data.materials)
@@ -38,8 +43,10 @@ def _flatten_materials(scene: bpy.types.Scene) -> None:
         nodes, links = material.node_tree.nodes, material.node_tree.links
         nodes.clear()
         emission = nodes.new("ShaderNodeEmission")
-        emission.inputs["Strength"].default_value = 0.0
+        emission.inputs["Strength"].default_value = 1.0
+        links.new(nodes.new("ShaderNodeNewGeometry").outputs["Backfacing"], emission.inputs["Color"])
         links.new(emission.outputs["Emission"], nodes.new("ShaderNodeOutputMaterial").inputs["Surface"])
+        material.cycles.emission_sampling = "NONE"
     for obj in scene.objects:
         if obj.hide_render or not hasattr(obj.data, "materials"):
             continue
@@ -64,6 +71,8 @@ def configure_render(scene: bpy.types.Scene, width: int, height: int, threads: i
     scene.cycles.pixel_filter_type = "BOX"
     scene.cycles.filter_width = 0.01  # samples land on pixel centres: passes are exact, not blended
     scene.cycles.max_bounces = 0
+    scene.cycles.film_exposure = 1.0  # the Combined pass carries the Backfacing flag (0 or 1) unscaled
+    scene.cycles.sample_clamp_direct = scene.cycles.sample_clamp_indirect = 0.0
     scene.render.use_freestyle = False
     scene.render.use_motion_blur = False
     scene.render.use_persistent_data = True  # keep the BVH between frames: only the camera moves
@@ -79,7 +88,7 @@ def configure_render(scene: bpy.types.Scene, width: int, height: int, threads: i
         layer.use = layer == bpy.context.view_layer
     layer = bpy.context.view_layer
     layer.name = LAYER
-    layer.use_pass_z = layer.use_pass_normal = layer.use_pass_position = True
+    layer.use_pass_combined = layer.use_pass_z = layer.use_pass_normal = layer.use_pass_position = True
     layer.use_pass_object_index = layer.use_pass_material_index = True
     settings = scene.render.image_settings
     settings.media_type = "MULTI_LAYER_IMAGE"
@@ -96,6 +105,12 @@ def _channels(path: Path) -> dict[str, np.ndarray]:
             for part in exr.parts
             for name, channel in part.channels.items()
         }
+
+
+def set_resolution(scene: bpy.types.Scene, width: int, height: int) -> None:
+    """Render at width x height from now on; the render camera (horizontal sensor fit, shifts relative to the
+    width) keeps its field of view, so the intrinsics scale with the size (`Intrinsics.scaled_to`)."""
+    scene.render.resolution_x, scene.render.resolution_y = width, height
 
 
 def render_frame(scene: bpy.types.Scene, trajectory: Trajectory, index: int, scratch: Path) -> GBuffer:
@@ -118,6 +133,7 @@ def render_frame(scene: bpy.types.Scene, trajectory: Trajectory, index: int, scr
         object_index=np.rint(c["Object Index.X"]).astype(np.int32),
         material_index=np.rint(c["Material Index.X"]).astype(np.int32),
         background=c["Depth.Z"] >= BACKGROUND_Z,
+        backfacing=c["Combined"][..., 0] > 0.5,
     )
     gbuffer.validate()
     return gbuffer
