@@ -335,9 +335,15 @@ def test_results_page_link_in_the_dagster_metadata_is_served(ui, page):
         shown = opened.value
         shown.wait_for_load_state("load")
         assert shown.url == url
-        shown.locator("article.shot").first.scroll_into_view_if_needed()
-        shown.wait_for_function(f"({ROW_VIDEOS})(document.querySelector('article.shot'))"
-                                ".filter(v => v.readyState >= 2).length >= 2")
+        shot = shown.locator("article.shot").first
+        shot.scroll_into_view_if_needed()
+        handle = shot.element_handle()
+        shown.wait_for_function(f"shot => ({ROW_VIDEOS})(shot).filter(v => v.readyState >= 2).length === 5",
+                                arg=handle)
+        # seeking through the server (byte ranges): every video of the row to the middle, decoded there
+        shot.locator("input.scrub").evaluate("s => { s.value = '0.5'; s.dispatchEvent(new Event('input')); }")
+        shown.wait_for_function(f"shot => ({ROW_VIDEOS})(shot).every(v => Math.abs(v.currentTime - v.duration / 2)"
+                                " < 0.05 && !v.seeking && v.readyState >= 2)", arg=handle)
         shown.screenshot(path=ARTIFACTS / "results_page_served.png")
     finally:
         page.screenshot(path=ARTIFACTS / "ui_benchmark_report_results_link.png")
