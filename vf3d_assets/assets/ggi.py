@@ -181,6 +181,10 @@ class GGIWeightsConfig(Config):
     pretrained_adapter: str = "checkpoint"
     """'checkpoint': keep the LoRA adapter stored in the imported checkpoint and run it (official `ggi.py`);
     'discard': drop it and attach the Go-with-the-Flow LoRA file instead (see vf3d.models.ggi_checkpoint)."""
+    noise_warp: str = ""
+    """Override how the training noise is warped: a `NOISE_WARP_PRESETS` key ('video_rate' is the cheapest on a CPU:
+    the official 4x field costs minutes per step at 720x480); empty = the preset's (official: per consecutive flow
+    on the 4x field, `vf3d.ggi.training.TRAINING_NOISE_WARP`)."""
 
 
 GGI_WEIGHTS = {"hed_s": "ggi_weights", "hed": "ggi_weights_hed", "none": "ggi_weights_no_structure"}
@@ -221,7 +225,12 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
                                                    "layout": report["layout"]})])
         device = gpu.settings()
         preset = models.preset(GGI_TRAINING_PRESETS, config.preset)
-        settings = replace(preset, steps=config.steps or preset.steps)
+        if config.noise_warp and config.noise_warp not in NOISE_WARP_PRESETS:
+            raise ValueError(f"ggi_weights config noise_warp={config.noise_warp!r}: expected one of "
+                             f"{sorted(NOISE_WARP_PRESETS)}")
+        settings = replace(preset, steps=config.steps or preset.steps,
+                           noise_warp=replace(NOISE_WARP_PRESETS[config.noise_warp], flow_stride=1)
+                           if config.noise_warp else preset.noise_warp)
         clips_dir = artifacts.path("ggi_training_set", "all")
         # "hed": HED of the RGB frames, by the same detector (controlnet_aux's 512 px) that made HED-S
         hed = models.edges(device.torch_device(), device.torch_dtype(), CONTROLNET_AUX_RESOLUTION) \
