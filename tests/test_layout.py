@@ -21,6 +21,10 @@ CROSS_STAGE = {
     ("vf3d/ggi/training_set.py", "vf3d.preprocess.blender.scene_io"),
     ("vf3d/ggi/training_set.py", "vf3d.preprocess.blender.textured"),
     ("vf3d/ggi/training_set.py", "vf3d.preprocess.guidance"),
+    # SAG and GGI read the edge detector's inputs from the guidance folder through its one reader, which owns that
+    # folder's layout (hed_input/, hed_input_anchors/) and the official resize on reading.
+    ("vf3d/ggi/inbetween.py", "vf3d.preprocess.hed_input"),
+    ("vf3d/sag/anchors.py", "vf3d.preprocess.hed_input"),
 }
 
 

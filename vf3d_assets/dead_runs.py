@@ -12,7 +12,10 @@ of that pool waits for it forever. Dagster's run monitoring cannot see such a de
 - `fail_dead_runs` marks each unfinished run whose process is gone FAILURE, with a message saying so, and frees
   its concurrency slots and pending claims (`free_concurrency_slots_for_run`). A run of another host is never
   judged (its process cannot be asked); device leases and output locks are `flock`s, which the kernel already
-  dropped when the process died.
+  dropped when the process died;
+- `materialize_owned`, the one way vf3d materializes in-process, tags the run and first waits for a slot of the
+  asset's pool in `wait_for_pool_slot`: one line naming the holders, dead ones failed meanwhile, and Ctrl-C works
+  there (Dagster's own wait, inside its step loop, defers interrupts until a step starts).
 """
 
 from __future__ import annotations
