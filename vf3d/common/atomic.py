@@ -274,3 +274,23 @@ def atomic_file(final: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text)
+
+
+def link_files(source: Path, out: Path) -> None:
+    """Replace `out` (atomically) with hard links to `source`'s files (copies where links are impossible)."""
+    with atomic_dir(out) as tmp:
+        for name in output_files(source):
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source / name, tmp / name)
+            except OSError:
+                shutil.copy2(source / name, tmp / name)
+
+
+def forget_unlinked(keep: Path) -> None:
+    """Remove vf3d outputs beside `keep` whose files nothing links to any more (e.g. older trainings of an edited
+    style's shared LoRA); folders without the `OWNER_MARKER` are never touched."""
+    for entry in keep.parent.iterdir():
+        files = [entry / name for name in output_files(entry)] if entry.is_dir() and entry != keep else []
+        if files and (entry / OWNER_MARKER).is_file() and all(f.stat().st_nlink == 1 for f in files):
+            shutil.rmtree(entry)

@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from PIL import Image
 from resources.artifacts import ArtifactStore
 from resources.gpu import GPU
 from resources.models import ModelStore
-from vf3d.common.atomic import OWNER_MARKER, atomic_dir, output_files, output_lock
+from vf3d.common.atomic import forget_unlinked, link_files, output_lock
 from vf3d.common.hashing import content_hash
 from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
@@ -148,25 +146,6 @@ def lora_training_key(styles: dict, settings, models: ModelStore) -> str:
     parts = [content_hash(s.reference) for s in styles.values()] + list(styles)
     parts += [json.dumps(asdict(settings), sort_keys=True, default=str), models.profile, str(models.weights_dir)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
-
-
-def link_files(source: Path, out: Path) -> None:
-    """Replace `out` (atomically) with hard links to `source`'s files (copies where links are impossible)."""
-    with atomic_dir(out) as tmp:
-        for name in output_files(source):
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(source / name, tmp / name)
-            except OSError:
-                shutil.copy2(source / name, tmp / name)
-
-
-def forget_unlinked(keep: Path) -> None:
-    """Remove trained LoRAs that no style's partition links to any more (older trainings of edited styles)."""
-    for entry in keep.parent.iterdir():
-        files = [entry / name for name in output_files(entry)] if entry.is_dir() and entry != keep else []
-        if files and (entry / OWNER_MARKER).is_file() and all(f.stat().st_nlink == 1 for f in files):
-            shutil.rmtree(entry)
 
 
 def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) -> MaterializeResult:
