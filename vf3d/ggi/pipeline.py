@@ -152,6 +152,7 @@ class GGIOutput:
     method: str
     last_frame: np.ndarray | None = None  # the last of all num_frames generated (the official chaining's next start)
     step_inputs: list[torch.Tensor] = field(default_factory=list)  # latents entering each step (record_steps)
+    latents: torch.Tensor | None = None  # the denoised latents (1, T, C, h, w) that were decoded
 
 
 @dataclass
@@ -345,6 +346,7 @@ class GGIPipeline:
                 if self.on_step:
                     self.on_step(i + 1, len(timesteps))
         # 8. Decode and keep the segment's frames (the last num_frames - segment_frames repeat v_N)
+        output.latents = latents
         video = pipe.video_processor.postprocess_video(video=pipe.decode_latents(latents), output_type="np")[0]
         frames = (np.clip(video, 0.0, 1.0) * 255).round().astype(np.uint8)  # (F, H, W, 3)
         output.frames = list(frames[: settings.segment_frames])

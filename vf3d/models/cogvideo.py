@@ -142,18 +142,22 @@ def load_ggi_weights(transformer: nn.Module, weights_file: Path) -> None:
         attach_adapter(transformer, adapter, GWTF_ADAPTER, weights_file)
 
 
-def tiny_cogvideo(seed: int = 0, widened: bool = True) -> GGIComponents:
+def tiny_cogvideo(seed: int = 0, widened: bool = True, attention_heads: int = 2, time_embed_dim: int = 2
+                  ) -> GGIComponents:
     """Seeded random CogVideoX-architecture components (diffusers' I2V test sizes, rotary embeddings only).
 
     The VAE keeps CogVideoX's 4 down blocks (8x spatial), `temporal_compression_ratio=4` and 16 latent channels,
     so latent shapes match the full model's: 49 frames at HxW -> (13, 16, H/8, W/8). `widened` adds the 16
-    zero-weight edge channels to the patch embedding (32 -> 48, as the GGI model).
+    zero-weight edge channels to the patch embedding (32 -> 48, as the GGI model). `attention_heads` of 16
+    channels each set the transformer's width: the default 2 (width 32) is below the 64 numbers of one 2x2 latent
+    patch, too narrow to reproduce a clip; 8 (width 128) with a 16-wide timestep embedding (default 2, which
+    barely tells the noise levels apart) can (`tests/test_learning_ggi.py`).
     """
     torch.manual_seed(seed)
     latent_channels = 16
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=2 * latent_channels, out_channels=latent_channels,
-        time_embed_dim=2, text_embed_dim=32, num_layers=2, sample_width=8, sample_height=6, sample_frames=49,
+        num_attention_heads=attention_heads, attention_head_dim=16, in_channels=2 * latent_channels, out_channels=latent_channels,
+        time_embed_dim=time_embed_dim, text_embed_dim=32, num_layers=2, sample_width=8, sample_height=6, sample_frames=49,
         patch_size=2, temporal_compression_ratio=4, max_text_seq_length=MAX_SEQUENCE_LENGTH,
         use_rotary_positional_embeddings=True, use_learned_positional_embeddings=False,
     )
