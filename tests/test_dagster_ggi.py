@@ -7,6 +7,7 @@ from dagster import AssetKey, DagsterInstance, MultiPartitionKey, materialize
 from dagster._core.definitions.data_version import StaleStatus
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
+from test_learning_curve import assert_loss_curve_recorded
 from vf3d.common.video_io import read_mp4
 from vf3d_assets.assets.ggi import ggi_training_set, ggi_weights, video, video_bidirectional, warped_noise
 from vf3d_assets.assets.sag import anchors, style_lora
@@ -39,7 +40,9 @@ def test_video_materializes_with_continuous_joins(tmp_path):
     run(["ggi_training_set"], config={"ops": {"ggi_training_set": {"config": training_set}}})
     weights_config = {"ops": {"ggi_weights": {"config": {"steps": 4}}}}
     trained = run(["ggi_weights"], config=weights_config)
-    assert {c.check_name for c in trained.get_asset_check_evaluations()} == {"loss_decreased"}
+    checks = {c.check_name: c for c in trained.get_asset_check_evaluations()}
+    assert set(checks) == {"loss_decreased", "loss_curve_falls"}
+    assert_loss_curve_recorded(trained.get_asset_materialization_events()[0].materialization.metadata, checks)
     partition = MultiPartitionKey({"scene": "test_shot_b", "style": "photo"})
     result = run(["anchors", "video"], partition)
     metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}

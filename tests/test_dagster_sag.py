@@ -9,6 +9,7 @@ from dagster import MultiPartitionKey, materialize
 from PIL import Image
 
 from resources import GPU, ArtifactStore, BlenderRenderer, ModelStore
+from test_learning_curve import assert_loss_curve_recorded
 from vf3d_assets.assets.sag import anchors, style_lora
 from vf3d_assets.assets.scenes import guidance, scene, scene_source
 from vf3d_assets.assets.styles import style_reference
@@ -29,10 +30,12 @@ def test_style_lora_and_anchors_materialize(tmp_path, monkeypatch):
     lora = run(["style_lora"], "photo", {"ops": {"style_lora": {"config": {"also_styles": ["painterly",
                                                                                           "photo_winter"]}}}})
     assert lora.success
-    checks = {c.check_name: c.passed for c in lora.get_asset_check_evaluations()}
-    assert checks == {"loss_decreased": True}
+    checks = {c.check_name: c for c in lora.get_asset_check_evaluations()}
+    assert set(checks) == {"loss_decreased", "loss_curve_falls"} and checks["loss_decreased"].passed
     assert (tmp_path / "style_lora" / "photo" / "pytorch_lora_weights.safetensors").is_file()
-    identifiers = lora.get_asset_materialization_events()[0].materialization.metadata["identifiers"].value
+    lora_metadata = lora.get_asset_materialization_events()[0].materialization.metadata
+    assert_loss_curve_recorded(lora_metadata, checks)
+    identifiers = lora_metadata["identifiers"].value
     assert identifiers == ["a photo in sks style", "a painting in xyz style"]
     # A style transition (paper Fig. 8): the second anchor uses the painterly identifier, replacement off.
     result = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo"}),
@@ -56,7 +59,12 @@ def test_style_lora_and_anchors_materialize(tmp_path, monkeypatch):
     assert "data:image/png;base64," in metadata["anchors"].value
     # One style alone (official distribution alignment): the LoRA learns the empty prompt, and the anchors are
     # sampled with the post-prompt alone.
-    assert run(["style_lora"], "photo_winter", {"ops": {"style_lora": {"config": {"steps": 3}}}}).success
+    # (One step: a flat curve by construction, so `loss_curve_falls` warns, and the run still succeeds.)
+    winter_lora = run(["style_lora"], "photo_winter", {"ops": {"style_lora": {"config": {"steps": 1}}}})
+    assert winter_lora.success
+    checks = {c.check_name: c for c in winter_lora.get_asset_check_evaluations()}
+    assert not assert_loss_curve_recorded(winter_lora.get_asset_materialization_events()[0].materialization.metadata,
+                                          checks)
     assert json.loads((tmp_path / "style_lora" / "photo_winter" / "style_lora.json").read_text())["prompts"] == [""]
     winter = run(["anchors"], MultiPartitionKey({"scene": "test_shot_a", "style": "photo_winter"}))
     assert winter.success

@@ -22,6 +22,7 @@ from PIL import Image
 
 ScheduleTokens = Literal["xflux", "latent"]
 Resampling = Literal["nearest", "smooth"]
+OutputType = Literal["pil", "latent"]
 
 
 def xflux_sigmas(settings: "SAGSettings", height: int, width: int, scheduler_config: dict) -> np.ndarray | None:
@@ -112,7 +113,10 @@ def unobserved_mask(valid: np.ndarray, settings: SAGSettings) -> np.ndarray:
 
 @dataclass
 class SAGOutput:
-    image: Image.Image
+    image: Image.Image | None  # None with output_type="latent"
+    latents: torch.Tensor | None = None
+    """The final packed latents (1, L, 4*C) the image is decoded from, scaled as FLUX's training targets:
+    (E(x) - shift_factor) * scaling_factor (`StyleLoRATrainer._prepare`'s `x`)."""
     step_inputs: list[torch.Tensor] = field(default_factory=list)  # packed latents entering each step
     observed: torch.Tensor | None = None  # packed (1, L, C) bool: tokens where m == 0
     noised_warps: list[torch.Tensor] = field(default_factory=list)  # (1-t)*x1 + t*x0 per replacement step
@@ -170,6 +174,7 @@ class SAGPipeline:
         settings: SAGSettings = SAGSettings(),
         generator: torch.Generator | None = None,
         record_steps: bool = False,
+        output_type: OutputType = "pil",
     ) -> SAGOutput:
         """Generate one anchor view.
 
@@ -181,9 +186,13 @@ class SAGPipeline:
             settings: sampling settings (`SAG_PRESETS`).
             generator: seeds the initial noise x0.
             record_steps: keep the packed latents entering every step (tests, diagnostics).
+            output_type: "pil" decodes the final latents into `image`; "latent" skips the VAE decode (as diffusers'
+                `output_type="latent"`), `image` is None. `latents` holds the final latents either way.
         """
         # 1. Check inputs
         self.check_inputs(height, width, warped, valid)
+        if output_type not in ("pil", "latent"):
+            raise ValueError(f"output_type={output_type!r}: expected 'pil' or 'latent'")
         pipe = self.pipe
         device = pipe._execution_device
         guided = warped is not None and settings.replacement
@@ -211,15 +220,18 @@ class SAGPipeline:
                 output.step_inputs.append(latents.clone())
             return latents
 
-        output.image = self.denoise(prompt, control_image, height, width, x0, settings, replace_observed, generator)
+        output.latents = self.denoise(prompt, control_image, height, width, x0, settings, replace_observed, generator)
+        if output_type == "pil":
+            output.image = self.decode(output.latents, height, width)
         return output
 
     def denoise(self, prompt: str, control_image: Image.Image, height: int, width: int, latents: torch.Tensor,
                 settings: SAGSettings, before_step: Callable[[torch.Tensor, int], torch.Tensor],
-                generator: torch.Generator | None) -> Image.Image:
+                generator: torch.Generator | None) -> torch.Tensor:
         """FLUX + ControlNet sampling as x-flux's `denoise_controlnet` does it, in diffusers' components: true CFG
         from step `settings.true_cfg_start`, the negative pass with its own ControlNet residuals
-        (`settings.negative_controlnet`); `before_step(latents, i)` runs before every step (the replacement)."""
+        (`settings.negative_controlnet`); `before_step(latents, i)` runs before every step (the replacement).
+        Returns the final packed latents (`decode` makes the image)."""
         pipe = self.pipe
         device, dtype = pipe._execution_device, pipe.transformer.dtype
         do_cfg = settings.true_cfg_scale > 1.0
@@ -277,6 +289,12 @@ class SAGPipeline:
                 progress_bar.update()
                 if self.on_step:
                     self.on_step(i + 1, len(timesteps))
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, height: int, width: int) -> Image.Image:
+        """Packed, scaled latents -> the image (FLUX's VAE)."""
+        pipe = self.pipe
         latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
         latents = latents / pipe.vae.config.scaling_factor + pipe.vae.config.shift_factor
         return pipe.image_processor.postprocess(pipe.vae.decode(latents, return_dict=False)[0], output_type="pil")[0]

@@ -40,7 +40,7 @@ from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
 from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d.preprocess.hed_input import hed_detect_resolution
-from vf3d_assets.assets.sag import anchors
+from vf3d_assets.assets.sag import anchors, imported_curve_check, loss_curve_check_spec, loss_curve_record
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown, method_display, save_method_video
@@ -185,6 +185,8 @@ class GGIWeightsConfig(Config):
     """Override how the training noise is warped: a `NOISE_WARP_PRESETS` key ('video_rate' is the cheapest on a CPU:
     the official 4x field costs minutes per step at 720x480); empty = the preset's (official: per consecutive flow
     on the 4x field, `vf3d.ggi.training.TRAINING_NOISE_WARP`)."""
+    gradient_accumulation: int = 0
+    """Override the clips per optimisation step (0 = the preset's; paper: 16): fewer for a quick shape check."""
 
 
 GGI_WEIGHTS = {"hed_s": "ggi_weights", "hed": "ggi_weights_hed", "none": "ggi_weights_no_structure"}
@@ -203,7 +205,8 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
            check_specs=[AssetCheckSpec("loss_decreased", asset=name,
                                        description="Trained: the evaluation loss on the training clips fell. "
                                                    "Imported: every tensor of the widened transformer was found "
-                                                   "with its shape.")])
+                                                   "with its shape."),
+                        loss_curve_check_spec(name)])
     def weights_asset(context: AssetExecutionContext, config: GGIWeightsConfig, artifacts: ArtifactStore,
                       models: ModelStore, gpu: GPU) -> MaterializeResult:
         out = artifacts.path(name, "all")
@@ -222,13 +225,17 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
                                          description="imported: " + report["verified"],
                                          metadata={"tensors_verified": report["tensors_verified"],
                                                    "parameters_verified": report["parameters_verified"],
-                                                   "layout": report["layout"]})])
+                                                   "layout": report["layout"]}), imported_curve_check()])
         device = gpu.settings()
         preset = models.preset(GGI_TRAINING_PRESETS, config.preset)
+        if config.gradient_accumulation < 0:
+            raise ValueError(f"ggi_weights config gradient_accumulation={config.gradient_accumulation}: expected 0 "
+                             "(the preset's) or a positive number of clips per step")
         if config.noise_warp and config.noise_warp not in NOISE_WARP_PRESETS:
             raise ValueError(f"ggi_weights config noise_warp={config.noise_warp!r}: expected one of "
                              f"{sorted(NOISE_WARP_PRESETS)}")
         settings = replace(preset, steps=config.steps or preset.steps,
+                           gradient_accumulation=config.gradient_accumulation or preset.gradient_accumulation,
                            noise_warp=replace(NOISE_WARP_PRESETS[config.noise_warp], flow_stride=1)
                            if config.noise_warp else preset.noise_warp)
         clips_dir = artifacts.path("ggi_training_set", "all")
@@ -250,14 +257,15 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
                                progress=lambda step, loss: steps(step, settings.steps))
         after = trainer.evaluate(batches)
         trainer.export(weights, losses)
+        curve_metadata, curve_check = loss_curve_record(losses)
         return MaterializeResult(
             data_version=DataVersion(content_hash(weights)),
             metadata={"path": MetadataValue.path(str(weights)), "profile": models.profile, "structure": structure,
                       "device": MetadataValue.json(gpu.record()), "steps": settings.steps,
-                      "eval_loss_before": before, "eval_loss_after": after,
+                      "eval_loss_before": before, "eval_loss_after": after, **curve_metadata,
                       "loss_curve": image_markdown(line_plot(losses), "training loss")},
             check_results=[AssetCheckResult(check_name="loss_decreased", passed=after < before,
-                                            metadata={"before": before, "after": after})],
+                                            metadata={"before": before, "after": after}), curve_check],
         )
 
     return weights_asset

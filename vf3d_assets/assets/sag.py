@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
@@ -25,6 +26,7 @@ from resources.gpu import GPU
 from resources.models import ModelStore
 from vf3d.common.atomic import forget_unlinked, link_files, output_lock
 from vf3d.common.hashing import content_hash
+from vf3d.common.learning_curve import MIN_RELATIVE_DROP, WINDOW_FRACTION, judge_curve
 from vf3d.common.limits import check_reference_image
 from vf3d.common.visualize import contact_sheet, line_plot
 from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION, as_rgb
@@ -40,6 +42,37 @@ from vf3d_assets.assets.styles import style_reference
 from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown
 from vf3d_assets.partitions import catalog, from_scene, from_style, scene_style_partitions, style_partitions
+
+
+def loss_curve_check_spec(asset_name: str) -> AssetCheckSpec:
+    """The `loss_curve_falls` check of a trained asset (WARN: a flat or rising curve shows as a warning in the UI
+    without failing the run). Dagster wants every declared check's result on every materialization: an imported
+    asset, which has no curve, reports `imported_curve_check()`."""
+    return AssetCheckSpec("loss_curve_falls", asset=asset_name, blocking=False,
+                          description=f"The training loss curve falls: the mean loss of the last {WINDOW_FRACTION:.0%} "
+                                      f"of steps is at least {MIN_RELATIVE_DROP:.0%} below that of the first "
+                                      f"{WINDOW_FRACTION:.0%} (vf3d.common.learning_curve). Warns on a flat or "
+                                      "rising curve.")
+
+
+def loss_curve_record(losses: list[float]) -> tuple[dict, AssetCheckResult]:
+    """A training curve's `first_loss` and `last_loss` (each the mean of 10% of the steps, at least one) for the
+    asset's metadata, and its `loss_curve_falls` check result (severity WARN)."""
+    verdict = judge_curve(losses)
+    check = AssetCheckResult(check_name="loss_curve_falls", passed=verdict.falls, severity=AssetCheckSeverity.WARN,
+                             description=verdict.describe(),
+                             metadata={"first_loss": verdict.first_loss, "last_loss": verdict.last_loss,
+                                       "relative_drop": verdict.relative_drop,
+                                       "min_relative_drop": verdict.min_relative_drop,
+                                       "window_steps": verdict.window, "steps": verdict.steps})
+    return {"first_loss": verdict.first_loss, "last_loss": verdict.last_loss}, check
+
+
+def imported_curve_check() -> AssetCheckResult:
+    """`loss_curve_falls` of imported weights: passed, with nothing to judge (no training ran here)."""
+    return AssetCheckResult(check_name="loss_curve_falls", passed=True, severity=AssetCheckSeverity.WARN,
+                            description="imported, not trained here: no loss curve to judge",
+                            metadata={"trained": False})
 
 
 class StyleLoRAConfig(Config):
@@ -68,7 +101,8 @@ class StyleLoRAConfig(Config):
     pool="gpu",
     description="Distribution alignment: LoRA (rank 16) on FLUX's first 23 blocks and the HED ControlNet.",
     check_specs=[AssetCheckSpec("loss_decreased", asset="style_lora",
-                                description="The evaluation loss on the reference fell during training.")],
+                                description="The evaluation loss on the reference fell during training."),
+                 loss_curve_check_spec("style_lora")],
 )
 def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifacts: ArtifactStore, models: ModelStore,
                gpu: GPU) -> MaterializeResult:
@@ -112,6 +146,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         link_files(shared, out)
     forget_unlinked(shared)
     trained = json.loads((out / META_FILE).read_text())
+    curve_metadata, curve_check = loss_curve_record(trained["losses"])
     return MaterializeResult(
         data_version=DataVersion(content_hash(out)),
         metadata={
@@ -123,6 +158,7 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
             "trained": MetadataValue.text("here" if trained_here else
                                           f"reused: the LoRA of the same reference and identifier ({shared.name})"),
             "final_loss": float(np.mean(trained["losses"][-10:])),
+            **curve_metadata,
             "eval_loss_before": trained["eval_loss_before"],
             "eval_loss_after": trained["eval_loss_after"],
             "loss_curve": image_markdown(line_plot(trained["losses"]), "training loss"),
@@ -132,7 +168,8 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
         check_results=[AssetCheckResult(check_name="loss_decreased",
                                         passed=trained["eval_loss_after"] < trained["eval_loss_before"],
                                         metadata={"before": trained["eval_loss_before"],
-                                                  "after": trained["eval_loss_after"]})],
+                                                  "after": trained["eval_loss_after"]}),
+                       curve_check],
     )
 
 
@@ -160,7 +197,8 @@ def import_xflux_lora(source: Path, out: Path, models: ModelStore, prompt: str) 
                                         description="imported: every tensor matches the transformer's (and the "
                                                     "ControlNet's) blocks and shapes",
                                         metadata={"tensors_verified": report["tensors_verified"],
-                                                  "controlnet_tensors_verified": controlnet_verified})])
+                                                  "controlnet_tensors_verified": controlnet_verified}),
+                       imported_curve_check()])
 
 
 def anchor_rows(out: Path, frames: list[int]) -> list[np.ndarray]:
