@@ -40,7 +40,8 @@ from vf3d.models.hed import CONTROLNET_AUX_RESOLUTION
 from vf3d.models.ggi_checkpoint import import_ggi_weights
 from vf3d.models.raft import load_raft
 from vf3d.preprocess.hed_input import hed_detect_resolution
-from vf3d_assets.assets.sag import anchors, imported_curve_check, loss_curve_check_spec, loss_curve_record
+from vf3d_assets.assets.sag import anchors
+from vf3d_assets.learning_curves import imported_curve_check, loss_curve_check_spec, loss_curve_record
 from vf3d_assets.assets.scenes import guidance
 from vf3d_assets.progress import step_progress
 from vf3d_assets.metadata import image_markdown, method_display, save_method_video
