@@ -32,18 +32,21 @@ def measured_seconds(report: dict, offload: str) -> dict[str, float]:
     """Our stage times from a `gpu_acceptance.py` report (one offload mode); preprocessing stays the paper's
     unless the report has it, since it runs on the CPU."""
     results = report["results"]
+    # gpu_acceptance.py keys its results "<stage>/offload=<mode>"; metrics run once, under the first mode
+    metrics = next((k for k in results if k.startswith("metrics/") and "seconds" in results[k]), None)
 
     def get(stage: str, key: str) -> float:
-        entry = results.get(f"{stage}/{offload}") or {}
+        name = metrics if stage == "metrics" else f"{stage}/offload={offload}"
+        entry = results.get(name) or {}
         if key not in entry:
-            raise SystemExit(f"error: the report has no {stage}/{offload} {key} (errors: {entry.get('error')})")
+            raise SystemExit(f"error: the report has no {name} {key} (errors: {entry.get('error')})")
         return float(entry[key])
 
     seconds = {"preprocess_per_segment": PAPER_SECONDS["preprocess_per_segment"],
                "lora_per_style": get("lora", "seconds_per_style_400_steps"),
                "anchor_per_view": get("anchor", "seconds_per_anchor_25_steps"),
                "ggi_per_segment": get("segment", "seconds_per_segment_30_steps")}
-    if f"metrics/{offload}" in results:
+    if metrics:
         seconds["metrics_per_segment"] = get("metrics", "seconds")
     return seconds
 
