@@ -1,0 +1,52 @@
+"""The miniature Table 3 (scripts/mini_ablation.py, docs/mini_ablation.md) at its --quick budget: every phase runs
+(renders, the shared VAE fit, the three GGI trainings, sampling and scoring) and the results hold the three
+structure conditions with finite metrics; a rerun reuses every phase; a folder the script did not write is refused."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "mini_ablation.py"
+
+
+def _run(out: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--quick", "--workers", "1",
+                           "--threads", "1"], check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_quick_run_scores_the_three_conditions(tmp_path):
+    out = tmp_path / "ablation"
+    run = _run(out)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert sorted(results["variants"]) == ["hed", "hed_s", "none"]
+    for condition, variant in results["variants"].items():
+        assert len(variant["train_losses"]) == results["budget"]["ggi_steps"]
+        assert all(math.isfinite(x) for x in variant["train_losses"])
+        assert variant["held_out_loss_curve"][0][0] == 0 and variant["held_out_loss_curve"][-1][0] == \
+            results["budget"]["ggi_steps"]
+        for metric in ("psnr", "ssim", "psnr_pgt", "ssim_pgt", "flicker_mae"):
+            assert math.isfinite(variant["summary"][metric]["mean"]), (condition, metric)
+    assert math.isfinite(results["vae"]["held_out_reconstruction_psnr"]["in_between"])
+    assert {"hed_s-none", "hed-none", "hed_s-hed"} <= set(results["paired"])
+    for row in results["diagnostics"]["rows"].values():  # the structured models with their training kind of maps
+        assert math.isfinite(row["summary"]["psnr"]["mean"])
+    assert (out / "curves.png").stat().st_size > 1000 and (out / "examples.png").stat().st_size > 1000
+    assert "HED-S" in (out / "table.md").read_text()
+
+    again = _run(out)  # everything cached: no render, no fit, no training
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "rendered" not in again.stdout and "vae step" not in again.stdout and "train loss" not in again.stdout
+    assert json.loads((out / "results.json").read_text())["variants"]["hed_s"]["summary"] == \
+        results["variants"]["hed_s"]["summary"]
+
+
+def test_a_folder_it_did_not_write_is_refused(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    run = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quick"], check=False,
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode != 0 and "did not write" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
