@@ -71,9 +71,10 @@ class Trained:
         return self
 
     def sample(self, k: int, first: np.ndarray | None = None, last: np.ndarray | None = None,
-               edges: list[np.ndarray] | None = None, noise: torch.Tensor | None = None, seed: int = 3
-               ) -> torch.Tensor:
-        """The denoised latents of clip k from its anchors, its edges and its warped noise (any one replaced)."""
+               edges: list[np.ndarray] | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The denoised latents of clip k from its anchors, its edges and its warped noise (any one replaced). The
+        conditions are encoded with the VAE posterior's mode (generator None), as the trainer encodes them: the tiny
+        VAE's random posterior is wide, so a sampled one is another condition (the full VAE's is narrow)."""
         clip = self.clips[k]
         pipe = GGIPipeline(self.components)
         pipe.set_progress_bar_config(disable=True)
