@@ -355,7 +355,10 @@ def main() -> None:
         if path.exists() and not is_report(path):
             parser.error(f"{path}: exists and is not an acceptance report; choose another path")
     if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--out-dir {args.out_dir}: cannot make the folder ({exc.strerror})")
 
     planner = Planner(args.budget_s, {**ALLOWANCE_S[args.scale], **expect})
     jobs = [(stage, offload) for stage in stages for offload in (offloads[:1] if stage in ONCE else offloads)]

@@ -48,7 +48,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vf3d.common.atomic import atomic_dir, atomic_file, write_text_atomic  # noqa: E402
+from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic  # noqa: E402
+from vf3d.common.errors import VF3DInputError  # noqa: E402
 
 CONDITIONS = ("hed_s", "hed", "none")
 """`vf3d.ggi.training.STRUCTURE_CONDITIONS`, in Table 3's order bottom-up: HED-S, HED, '-'."""
@@ -605,7 +606,7 @@ def run_variant(condition: str, budget: Budget, out: str, train_folders: list[st
                   f"{curve[-1][1]:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
 
     checkpoints = out / "checkpoints" / condition
-    shutil.rmtree(checkpoints, ignore_errors=True)  # ours (`--out` holds the marker): a fresh run, not a resume
+    clear_checkpoints(checkpoints)  # a fresh run, not a resume
     losses = trainer.train(None, checkpoints, progress, batches=batches)
     train_seconds = time.perf_counter() - started
     videos, previews = sample_held_out(components, budget, held_out, condition,
@@ -617,8 +618,22 @@ def run_variant(condition: str, budget: Budget, out: str, train_folders: list[st
         trainer.export(tmp / "ggi_weights.safetensors", losses)
         np.savez_compressed(tmp / "previews.npz", **previews)
         (tmp / "result.json").write_text(json.dumps({**result, "key": variant_key(budget)}, indent=1))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    clear_checkpoints(checkpoints)
     return result
+
+
+def clear_checkpoints(folder: Path) -> None:
+    """Remove a training's checkpoint folder, only when everything in it is a checkpoint the trainer wrote."""
+    from vf3d.ggi.training import CHECKPOINT_PREFIX
+
+    if not folder.is_dir():
+        return
+    foreign = [e.name for e in folder.iterdir() if not e.name.startswith(TMP_PREFIX) and not (
+        e.is_dir() and e.name.startswith(CHECKPOINT_PREFIX) and (e / OWNER_MARKER).is_file())]
+    if foreign:
+        raise VF3DInputError(f"{folder}: holds files the trainer did not write ({', '.join(sorted(foreign)[:3])}); "
+                             "move them away")
+    shutil.rmtree(folder)
 
 
 def variant_key(budget: Budget) -> str:
@@ -962,8 +977,11 @@ def prepare_out(out: Path) -> None:
         raise SystemExit(f"error: {out}: not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise SystemExit(f"error: {out}: holds files this script did not write (no {MARKER}); choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by scripts/mini_ablation.py\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"error: {out}: cannot make the folder ({exc.strerror})")
+    write_text_atomic(out / MARKER, "written by scripts/mini_ablation.py\n")
 
 
 def cached_json(path: Path, key: str) -> dict | None:
@@ -974,12 +992,19 @@ def cached_json(path: Path, key: str) -> dict | None:
     return None
 
 
+def positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for renders, weights, results (reused)")
     parser.add_argument("--quick", action="store_true", help="a tiny budget (smoke test, development)")
-    parser.add_argument("--workers", type=int, default=3, help="variant trainings run side by side (1 = in turn)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads in all (the VAE fit; split by workers)")
+    parser.add_argument("--workers", type=positive, default=3, help="variant trainings run side by side (1 = in turn)")
+    parser.add_argument("--threads", type=positive, default=2, help="torch threads in all (the VAE fit; split by workers)")
     args = parser.parse_args(argv)
     budget = BUDGETS["quick" if args.quick else "full"]
     out = args.out.resolve()
@@ -1062,4 +1087,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except VF3DInputError as exc:  # a folder of --out holding what this script did not write
+        raise SystemExit(f"error: {exc}")

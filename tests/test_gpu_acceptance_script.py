@@ -100,6 +100,7 @@ def test_acceptance_script_refuses_bad_options_and_a_file_it_did_not_write(tmp_p
     for extra, problem in ((["--offload", "disk"], "offload: unknown value 'disk'"),
                            (["--out", str(mine)], "exists and is not an acceptance report"),
                            (["--out-dir", str(tmp_path / "theirs")], "exists and is not an acceptance report"),
+                           (["--out-dir", str(mine)], "cannot make the folder (File exists)"),
                            (["--expect", "anchr=3"], "--expect: unknown stage 'anchr'"),
                            ([], "give --out FILE and/or --out-dir DIR")):
         out = [] if extra[:1] in (["--out"], ["--out-dir"]) or not extra else ["--out", str(tmp_path / "a.json")]

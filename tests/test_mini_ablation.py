@@ -39,7 +39,7 @@ def test_quick_run_scores_the_three_conditions(tmp_path):
 
     again = _run(out)  # everything cached: no render, no fit, no training
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "rendered" not in again.stdout and "vae step" not in again.stdout and "train loss" not in again.stdout
+    assert "rendered" not in again.stdout and "autoencoder fitted" not in again.stdout and "train loss" not in again.stdout
     assert json.loads((out / "results.json").read_text())["variants"]["hed_s"]["summary"] == \
         results["variants"]["hed_s"]["summary"]
 
