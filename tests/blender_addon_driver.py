@@ -52,14 +52,17 @@ def main(addon_zip: str, shot: str, style: str, server: str, command: str, out: 
     camera.animation_data.action = action
     seen["registered_after_errors"] = Path(catalog).exists()  # nothing was registered by a refused press
 
+    addon = sys.modules["vf3d_render"]
     seen["render"] = press(bpy.ops.vf3d.render)
-    seen["backfill_id"], seen["statuses"] = settings.backfill_id, [settings.status]
+    seen["statuses"], seen["backfill_ids"] = [settings.status], []
     deadline = time.time() + 900
-    while settings.backfill_id and time.time() < deadline:  # what the panel's timer does every few seconds
+    while addon.in_progress(scene) and time.time() < deadline:  # what the panel's timer does every few seconds
         time.sleep(3)
         seen["check"] = press(bpy.ops.vf3d.status)
         if settings.status != seen["statuses"][-1]:
             seen["statuses"].append(settings.status)
+        if settings.backfill_id and settings.backfill_id not in seen["backfill_ids"]:
+            seen["backfill_ids"].append(settings.backfill_id)
     seen["video"] = settings.video
     shown = bpy.data.scenes.get(f"vf3d {settings.scene_key}")
     strips = [] if shown is None or shown.sequence_editor is None else list(shown.sequence_editor.strips)

@@ -4,9 +4,10 @@ Choose a style reference image (and an optional post-prompt), press "Render with
 scene (an active, animated camera) and that a vf3d instance answers (`vf3d ui`, the Dagster webserver on
 127.0.0.1), saves a copy of the scene into vf3d's working folder (`<VF3D_HOME>/shots/<key>.blend`), registers it
 with `vf3d register`, reloads the code location so the new partition exists, and launches a backfill of the
-stages that are missing or stale through the webserver's GraphQL API. The panel shows the run's status; when it
-is done the mp4 is loaded into the Video Sequencer of a new scene "vf3d <key>" (the designer's scene is left as
-it was). Errors are one-line reports.
+stages that are missing or stale through the webserver's GraphQL API (for a shot new to the running instance,
+once the Dagster daemon has read the reloaded code: `DAEMON_REREAD_SECONDS`). The panel shows the run's status;
+when it is done the mp4 is loaded into the Video Sequencer of a new scene "vf3d <key>" (the designer's scene is
+left as it was). Errors are one-line reports.
 
 Standard library and bpy only: nothing to install inside Blender. Written by `vf3d blender-addon --out DIR`.
 """
@@ -17,8 +18,10 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -38,6 +41,15 @@ LOCATION = "vf3d_assets"
 POLL_SECONDS = 3.0
 DONE_OK = {"COMPLETED_SUCCESS", "COMPLETED"}
 DONE_FAILED = {"FAILED", "COMPLETED_FAILED", "CANCELED", "FAILING", "CANCELING"}
+DAEMON_REREAD_SECONDS = 75.0
+"""How long after a reload the Dagster daemon surely holds the reloaded code. The webserver reloads at once, but
+the daemon, which runs backfills, rereads its code locations only every 60 s, checked every 5 s
+(dagster/_daemon/controller.py: RELOAD_WORKSPACE_INTERVAL, THREAD_CHECK_INTERVAL), plus the time a reread takes.
+A backfill over a partition the reload added, launched before that, fails at once with `STALE_DAEMON`."""
+STALE_DAEMON = "have been removed since this backfill was stored"
+"""Dagster's error (dagster/_core/execution/asset_backfill.py) for a backfill whose partitions its daemon's code
+lacks: for a shot just registered, the daemon has not reread the code yet, and the launch is retried."""
+RELAUNCHES = 2
 
 
 class VF3DError(Exception):
@@ -91,6 +103,9 @@ STATUS = """query Status($id: String!) { partitionBackfillOrError(backfillId: $i
 } }"""
 
 
+KNOWN = """query Known($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } partitionKeys } }"""
+
+
 def _problem(result: dict) -> str | None:
     """The message of a GraphQL error union member, or None for the success type."""
     if result["__typename"] in ("LaunchBackfillSuccess", "WorkspaceLocationEntry", "PartitionBackfill"):
@@ -104,6 +119,16 @@ def reload_location(server: str) -> None:
     problem = _problem(entry) or (entry["locationOrLoadError"] or {}).get("message")
     if problem:
         raise VF3DError(f"vf3d could not reload its code location: {problem.strip().splitlines()[-1]}")
+
+
+def new_partitions(server: str, stages: list[dict]) -> bool:
+    """Some stage targets an asset or a partition the running code location does not have yet."""
+    keys = [{"path": [stage["asset"]]} for stage in stages]
+    known = {tuple(node["assetKey"]["path"]): set(node["partitionKeys"])
+             for node in graphql(server, KNOWN, {"keys": keys})["assetNodes"]}
+    return any((stage["asset"],) not in known
+               or (stage["partition"] is not None and stage["partition"] not in known[(stage["asset"],)])
+               for stage in stages)
 
 
 def launch_backfill(server: str, stages: list[dict], shot: str) -> str:
@@ -269,12 +294,31 @@ class VF3DSettings(bpy.types.PropertyGroup):
     status: bpy.props.StringProperty(name="Status", options={"SKIP_SAVE"})
 
 
+@dataclass
+class Launch:
+    """A shot's stages on their way to one backfill, launched once `not_before` (time.monotonic) has passed."""
+
+    stages: list[dict]
+    shot: str
+    not_before: float
+    relaunches: int = 0
+
+
+LAUNCHES: dict[str, Launch] = {}
+"""Scene name -> the launch of its run, from the press until the run is over (runtime state, like `backfill_id`)."""
+
+
+def in_progress(scene) -> bool:
+    """A run of this scene is waiting to be launched or running."""
+    return scene.name in LAUNCHES
+
+
 def _poll_timer(scene_name: str):
     """In the UI: check the run every few seconds until it is done (headless callers run the operator)."""
 
     def tick() -> float | None:
         scene = bpy.data.scenes.get(scene_name)
-        if scene is None or not scene.vf3d.backfill_id:
+        if scene is None or not in_progress(scene):
             return None
         try:
             done = check_run(scene)
@@ -287,8 +331,27 @@ def _poll_timer(scene_name: str):
 
 
 def check_run(scene) -> bool:
-    """Update the status line; load the video when the run succeeded. True when the run is over."""
+    """Launch the run when it is due, update the status line, load the video when the run succeeded.
+    True when the run is over; a failed run is a `VF3DError` (and over)."""
+    try:
+        done = _advance(scene, LAUNCHES[scene.name])
+    except VF3DError:
+        LAUNCHES.pop(scene.name, None)
+        raise
+    if done:
+        LAUNCHES.pop(scene.name, None)
+    return done
+
+
+def _advance(scene, launch: Launch) -> bool:
     settings = scene.vf3d
+    if not settings.backfill_id:
+        if time.monotonic() < launch.not_before:
+            settings.status = "waiting for the Dagster daemon to read the new shot (it rereads the code every minute)"
+            return False
+        settings.backfill_id = launch_backfill(settings.server, launch.stages, launch.shot)
+        settings.status = f"running: 0/{len(launch.stages)} stages done"
+        return False
     status, done, total, error = backfill_status(settings.server, settings.backfill_id)
     if status in DONE_OK:
         settings.status = f"done: {settings.video}"
@@ -297,6 +360,11 @@ def check_run(scene) -> bool:
         return True
     if status in DONE_FAILED:
         backfill_id, settings.backfill_id = settings.backfill_id, ""
+        if STALE_DAEMON in error and launch.relaunches < RELAUNCHES:
+            launch.relaunches += 1
+            launch.not_before = time.monotonic() + DAEMON_REREAD_SECONDS
+            settings.status = "waiting for the Dagster daemon to read the new shot (it had not yet: launching again)"
+            return False
         settings.status = f"failed ({status})"
         raise VF3DError(f"the vf3d run failed ({status}{': ' + error if error else ''}); "
                         f"its runs and logs: {settings.server}/runs/b/{backfill_id}")
@@ -323,15 +391,20 @@ class VF3D_OT_render(bpy.types.Operator):
                 load_video(plan["scene"], Path(plan["video"]))
                 self.report({"INFO"}, f"vf3d: nothing changed; video loaded from {plan['video']}")
                 return {"FINISHED"}
+            new_shot = new_partitions(settings.server, plan["stages"])
             reload_location(settings.server)
-            settings.backfill_id = launch_backfill(settings.server, plan["stages"], plan["partition"])
+            wait = DAEMON_REREAD_SECONDS if new_shot else 0.0
+            LAUNCHES[scene.name] = Launch(plan["stages"], plan["partition"], time.monotonic() + wait)
+            settings.backfill_id = ""
+            check_run(scene)  # launches now, unless the daemon must read the new shot first
         except VF3DError as exc:
             settings.status = f"error: {exc}"
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        settings.status = f"running: 0/{len(plan['stages'])} stages done"
-        self.report({"INFO"}, f"vf3d: {len(plan['stages'])} stage(s) launched ({settings.server}/runs/b/"
-                              f"{settings.backfill_id})")
+        stages = len(plan["stages"])
+        self.report({"INFO"}, f"vf3d: {stages} stage(s) launched ({settings.server}/runs/b/{settings.backfill_id})"
+                    if settings.backfill_id else
+                    f"vf3d: {stages} stage(s) launch within {wait:.0f} s, once the Dagster daemon has read the new shot")
         if not bpy.app.background:
             bpy.app.timers.register(_poll_timer(scene.name), first_interval=POLL_SECONDS)
         return {"FINISHED"}
@@ -345,7 +418,7 @@ class VF3D_OT_status(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return bool(context.scene.vf3d.backfill_id)
+        return in_progress(context.scene)
 
     def execute(self, context):
         try:
@@ -371,7 +444,7 @@ class VF3D_PT_panel(bpy.types.Panel):
         layout.prop(settings, "key")
         layout.prop(settings, "replace")
         layout.operator(VF3D_OT_render.bl_idname, icon="RENDER_ANIMATION")
-        if settings.backfill_id:
+        if in_progress(context.scene):
             layout.operator(VF3D_OT_status.bl_idname, icon="FILE_REFRESH")
         if settings.status:
             layout.label(text=settings.status)
