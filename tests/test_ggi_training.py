@@ -178,7 +178,8 @@ def test_paper_augments_the_anchors_in_pixel_space_before_encoding():
     trainer = _trainer()
     assert GGI_TRAINING_PRESETS["paper"].anchor_noise_space == "pixel"
     batch = trainer.prepare(_clip(), torch.Generator().manual_seed(0))
-    t, sigma, augment, noise = trainer._draw(batch, torch.Generator().manual_seed(2), torch.Generator().manual_seed(3))
+    t, sigma, augment, noise, _ = trainer._draw(batch, torch.Generator().manual_seed(2),
+                                                torch.Generator().manual_seed(3))
     assert augment.shape == batch["anchor_pixels"].shape == (2, 3, 48, 64)
     oracle = _Oracle(batch["x0"], noise, trainer.pipe.scheduler)
     trainer.components.transformer = oracle
@@ -190,6 +191,46 @@ def test_paper_augments_the_anchors_in_pixel_space_before_encoding():
     torch.testing.assert_close(seen[:, :1], first)
     torch.testing.assert_close(seen[:, -1:], last)
     assert seen[:, 1:-1].abs().max() == 0
+
+
+def test_paper_draws_every_latent_from_its_vae_posterior_at_every_step_as_the_official_code():
+    """Official `T073-000.py` l. 594-626: at every step `vae.encode(x).latent_dist.sample()` for the noised first and
+    last frames, the clip and the structure maps. Here the posteriors are encoded once; each step's draws must be
+    diffusers' own `DiagonalGaussianDistribution.sample` draws, in that order, from the step's generator."""
+    from vf3d.ggi.pipeline import to_pixels
+
+    trainer = _trainer_with(posterior="sample", noise="per_clip")
+    assert GGI_TRAINING_PRESETS["paper"].posterior == "sample" and GGI_TRAINING_PRESETS["tiny"].posterior == "mode"
+    clip, vae = _clip(), trainer.components.vae
+    batch = trainer.prepare(clip, torch.Generator().manual_seed(0))
+    frames, edges = [*clip.frames[:6], *[clip.frames[5]] * 3], [*clip.structure[:6], *[clip.structure[5]] * 3]
+    scale = vae.config.scaling_factor
+    seen = []
+    for step in (7, 8):
+        t, sigma, augment, noise, posterior = trainer._draw(batch, torch.Generator().manual_seed(step),
+                                                            torch.Generator().manual_seed(100 + step))
+        assert posterior is not None
+        oracle = _Oracle(batch["x0"], noise, trainer.pipe.scheduler)
+        trainer.components.transformer = oracle
+        trainer.loss(batch, t, sigma, augment, noise, posterior)
+        seen.append(oracle.inputs[-1])
+
+        official = torch.Generator().manual_seed(100 + step)  # what the official step draws, in its order
+        draw = lambda pixels: vae.encode(pixels).latent_dist.sample(official).permute(0, 2, 1, 3, 4) * scale  # noqa: E731
+        draw(to_pixels([clip.frames[0]]))  # the structure conditions' anchors (unused by the paper preset's input)
+        draw(to_pixels([clip.frames[5]]))
+        edge_latents, x0 = draw(to_pixels(edges)), draw(to_pixels(frames))
+        anchors = batch["anchor_pixels"] + sigma * augment
+        first, last = draw(anchors[0][None, :, None]), draw(anchors[1][None, :, None])
+        channels = x0.shape[2]
+        noisy = trainer.pipe.scheduler.add_noise(x0, noise, t)
+        torch.testing.assert_close(seen[-1][:, :, :channels], noisy)
+        torch.testing.assert_close(seen[-1][:, :1, channels:2 * channels], first)
+        torch.testing.assert_close(seen[-1][:, -1:, channels:2 * channels], last)
+        torch.testing.assert_close(seen[-1][:, :, 2 * channels:], edge_latents)
+    assert not torch.equal(seen[0][:, :, 2 * channels:], seen[1][:, :, 2 * channels:])  # a fresh draw every step
+    mode = _trainer_with(noise="per_clip")
+    assert mode._draw(batch, torch.Generator().manual_seed(7), torch.Generator().manual_seed(107))[-1] is None
 
 
 def test_clips_train_on_46_frames_and_3_repeats_as_at_inference():

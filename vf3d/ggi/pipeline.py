@@ -89,9 +89,27 @@ def encode_video(vae, frames: Sequence[np.ndarray], generator: torch.Generator |
 
 def encode_pixels(vae, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """E(pixels) for a (1, 3, F, H, W) clip in [-1, 1] (`to_pixels`): (1, T, C, h, w), scaled as `encode_video`."""
-    pixels = pixels.to(vae.device, vae.dtype)
-    posterior = vae.encode(pixels).latent_dist
-    latents = (posterior.sample(generator) if generator is not None else posterior.mode()).permute(0, 2, 1, 3, 4)
+    return posterior_latents(vae, encode_posterior(vae, pixels), generator)
+
+
+Posterior = tuple[torch.Tensor, torch.Tensor]
+"""The VAE posterior of a clip: (mean, std), each (1, T, C, h, w), unscaled."""
+
+
+def encode_posterior(vae, pixels: torch.Tensor) -> Posterior:
+    """The VAE's diagonal Gaussian posterior of a (1, 3, F, H, W) clip in [-1, 1]: encode once, draw many times."""
+    posterior = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+    return posterior.mean.permute(0, 2, 1, 3, 4), posterior.std.permute(0, 2, 1, 3, 4)
+
+
+def posterior_latents(vae, posterior: Posterior, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scaled latents (1, T, C, h, w) from a posterior: its mode (`generator` None), or a draw bit-identical to
+    diffusers' `DiagonalGaussianDistribution.sample(generator)` (the same normals, in its (1, C, T, h, w) order)."""
+    mean, std = posterior
+    latents = mean
+    if generator is not None:
+        normal = randn_tensor(mean.transpose(1, 2).shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        latents = mean + std * normal.transpose(1, 2)
     scale = vae.config.scaling_factor
     # CogVideoX 1.5 I2V was trained with the image latents divided by the factor (diffusers' invert_scale_latents).
     return latents / scale if vae.config.invert_scale_latents else latents * scale
@@ -127,14 +145,32 @@ def conditioning_latents(
             clip (as the I2V pipeline encodes its image), E(v_N) in the last latent frame (pixel frames 45-48).
         edge_latents H: (1, T, C, h, w) = E([h_0, ..., h_N, h_N, ...]), the edge maps as one RGB clip.
     """
+    return conditions_from_posteriors(vae, conditioning_posteriors(vae, first, last, edge_frames, num_frames),
+                                      generator)
+
+
+def conditioning_posteriors(vae, first: np.ndarray, last: np.ndarray, edge_frames: Sequence[np.ndarray],
+                            num_frames: int = 49) -> dict[str, Posterior]:
+    """The VAE posteriors behind `conditioning_latents` ("first", "last", "edges"): a trainer encodes them once
+    and draws from them at every step."""
     temporal = vae.config.temporal_compression_ratio
     if (num_frames - 1) % temporal or num_frames <= temporal or not 0 < len(edge_frames) <= num_frames:
         raise ValueError(f"num_frames={num_frames} with {len(edge_frames)} edge maps: num_frames must be {temporal}k+1 "
                          "with k >= 1 (two latent frames at least) and at least the number of edge maps")
-    image_latents = anchor_latents(vae, first, num_frames, generator)  # [E(v_0), 0, ..., 0]
-    image_latents[:, -1:] = encode_video(vae, [last], generator)  # [E(v_0), 0, ..., 0, E(v_N)]
     edges = [*edge_frames] + [edge_frames[-1]] * (num_frames - len(edge_frames))
-    return image_latents, encode_video(vae, edges, generator)
+    return {"first": encode_posterior(vae, to_pixels([first])), "last": encode_posterior(vae, to_pixels([last])),
+            "edges": encode_posterior(vae, to_pixels(edges))}
+
+
+def conditions_from_posteriors(vae, posteriors: dict[str, Posterior], generator: torch.Generator | None = None
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V, H) of `conditioning_latents` from its posteriors: the modes, or draws from `generator` (in the order
+    first anchor, last anchor, edges)."""
+    first = posterior_latents(vae, posteriors["first"], generator)
+    last = posterior_latents(vae, posteriors["last"], generator)
+    edges = posterior_latents(vae, posteriors["edges"], generator)
+    image_latents = torch.cat([first, first.new_zeros(1, edges.shape[1] - 2, *first.shape[2:]), last], dim=1)
+    return image_latents, edges
 
 
 def model_input(noisy_latents: torch.Tensor, image_latents: torch.Tensor,

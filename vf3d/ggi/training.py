@@ -29,8 +29,8 @@ from safetensors.torch import save_file
 from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic
 from vf3d.common.hashing import content_hash
 from vf3d.ggi.noise_warp import NOISE_WARP_PRESETS, NoiseWarpSettings, padded_flows, warped_noise_for_segment
-from vf3d.ggi.pipeline import (check_sample_size, conditioning_latents, encode_pixels, encode_video, model_input,
-                               to_pixels)
+from vf3d.ggi.pipeline import (check_sample_size, conditioning_posteriors, conditions_from_posteriors,
+                               encode_pixels, encode_posterior, model_input, posterior_latents, to_pixels)
 from vf3d.models.cogvideo import MAX_SEQUENCE_LENGTH, GGIComponents, ggi_state_dict, load_ggi_weights
 from vf3d.models.hed import EdgeDetector
 
@@ -100,6 +100,12 @@ class GGITrainingSettings:
     anchor_noise_space: Literal["pixel", "latent"] = "pixel"
     """Where the first/last frames are noise-augmented: "pixel", on the frames before VAE encoding (official
     `training_ggi/exps/T073-000.py`), or "latent", on their latents."""
+    posterior: Literal["sample", "mode"] = "sample"
+    """How clips, anchors and structure maps become latents. "sample" (official `T073-000.py` l. 597, 602, 617, 626:
+    `latent_dist.sample()` at every step): a fresh draw from each VAE posterior at every step, drawn (diffusers'
+    way) from the step's noise generator; the posteriors of the clip and its structure maps are encoded once per
+    clip, the noise-augmented anchors at every step as there. "mode": the posterior means, the same every step
+    (the tiny preset: the random tiny VAE's posterior has std ~1 against means ~0.15, draws would bury the clip)."""
     autocast: bool = True
     """Run the forward pass under bf16/fp16 autocast when the weights are half precision (official: accelerate's
     bf16 mixed precision on bf16 weights); False runs the half-precision weights as they are."""
@@ -110,7 +116,7 @@ GGI_TRAINING_PRESETS = {
     "paper": GGITrainingSettings(),
     "paper_yaml_schedule": GGITrainingSettings(lr_scheduler="cosine_with_restarts", warmup_steps=800),
     "tiny": GGITrainingSettings(steps=6, learning_rate=1e-3, checkpoint_every=2, num_frames=9, real_frames=6,
-                                gradient_accumulation=1, schedule_steps=6),
+                                gradient_accumulation=1, schedule_steps=6, posterior="mode"),
 }
 """`paper_yaml_schedule`: the paper preset with the warm-up and cosine schedule `T073-000.yaml` names but the
 script never builds (800 linear warm-up steps, then one cosine cycle over 10,000 steps)."""
@@ -230,8 +236,10 @@ class GGITrainer:
         frames, structure = clip.frames[:n], clip.structure[:n]
         check_sample_size(self.components.transformer.config, pipe.vae_scale_factor_spatial, *frames[0].shape[:2])
         pad = [frames[-1]] * (s.num_frames - n)
-        image_latents, edge_latents = conditioning_latents(vae, frames[0], frames[-1], structure, s.num_frames)
-        x0 = encode_video(vae, [*frames, *pad])
+        posteriors = conditioning_posteriors(vae, frames[0], frames[-1], structure, s.num_frames)
+        posteriors["video"] = encode_posterior(vae, to_pixels([*frames, *pad]))
+        image_latents, edge_latents = conditions_from_posteriors(vae, posteriors)
+        x0 = posterior_latents(vae, posteriors["video"])
         height, width = frames[0].shape[:2]
         embeds, _ = pipe.encode_prompt(clip.prompt, do_classifier_free_guidance=False,
                                        max_sequence_length=MAX_SEQUENCE_LENGTH, device=x0.device)
@@ -240,6 +248,8 @@ class GGITrainer:
         batch = dict(x0=x0, image_latents=image_latents, edge_latents=edge_latents, embeds=embeds, rotary=rotary,
                      anchor_pixels=to_pixels([frames[0], frames[-1]])[0].transpose(0, 1).to(x0),
                      flows=torch.as_tensor(clip.flows[: n - 1]), valid=torch.as_tensor(clip.valid[: n - 1]))
+        if s.posterior == "sample":
+            batch["posteriors"] = posteriors
         if s.noise == "per_clip":
             batch["noise"] = self.draw_noise(batch, generator)
         return batch
@@ -269,17 +279,20 @@ class GGITrainer:
         return noise[None].to(x0)
 
     def loss(self, batch: dict, t: torch.Tensor, anchor_sigma: torch.Tensor, augment: torch.Tensor,
-             noise: torch.Tensor) -> torch.Tensor:
-        """Eq. 3 in CogVideoX's v-prediction form, at timestep t, with the warped `noise` (`draw_noise`)."""
-        scheduler = self.pipe.scheduler
-        x0 = batch["x0"]
+             noise: torch.Tensor, posterior: torch.Generator | None = None) -> torch.Tensor:
+        """Eq. 3 in CogVideoX's v-prediction form, at timestep t, with the warped `noise` (`draw_noise`); latents
+        drawn from the VAE posteriors with `posterior` (`settings.posterior` "sample"), else their modes."""
+        scheduler, vae = self.pipe.scheduler, self.components.vae
+        x0, image_latents, edge_latents = batch["x0"], batch["image_latents"], batch["edge_latents"]
+        if posterior is not None:
+            image_latents, edge_latents = conditions_from_posteriors(vae, batch["posteriors"], posterior)
+            x0 = posterior_latents(vae, batch["posteriors"]["video"], posterior)
         noisy = scheduler.add_noise(x0, noise, t)
-        image_latents = batch["image_latents"]
         if self.settings.anchor_noise_space == "pixel":  # v_0, v_N noised as images, then encoded (official)
             noisy_anchors = batch["anchor_pixels"] + anchor_sigma * augment  # (2, 3, H, W)
             image_latents = torch.zeros_like(image_latents)
-            image_latents[:, :1] = encode_pixels(self.components.vae, noisy_anchors[0][None, :, None])
-            image_latents[:, -1:] = encode_pixels(self.components.vae, noisy_anchors[1][None, :, None])
+            image_latents[:, :1] = encode_pixels(vae, noisy_anchors[0][None, :, None], posterior)
+            image_latents[:, -1:] = encode_pixels(vae, noisy_anchors[1][None, :, None], posterior)
         else:
             anchors = (image_latents.abs().sum(dim=(2, 3, 4), keepdim=True) > 0).to(x0)  # E(v_0), E(v_N) frames
             image_latents = image_latents + anchors * anchor_sigma * augment
@@ -287,7 +300,7 @@ class GGITrainer:
         with torch.autocast(x0.device.type, dtype=x0.dtype if half else torch.bfloat16,
                             enabled=self.settings.autocast and half):
             output = self.components.transformer(
-                hidden_states=model_input(noisy, image_latents, batch["edge_latents"]),
+                hidden_states=model_input(noisy, image_latents, edge_latents),
                 encoder_hidden_states=batch["embeds"], timestep=t, image_rotary_emb=batch["rotary"],
                 return_dict=False)[0]
         predicted_x0 = scheduler.get_velocity(output, noisy, t)  # v-prediction -> x0
@@ -302,15 +315,16 @@ class GGITrainer:
                               for b in batches for _ in range(samples)]))
 
     def _draw(self, batch: dict, generator: torch.Generator, noise_generator: torch.Generator
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Timestep, anchor sigma and augmentation from `generator`; the noise (per step) from `noise_generator`."""
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator | None]:
+        """Timestep, anchor sigma and augmentation from `generator`; the noise (per step) from `noise_generator`,
+        which then draws the step's latents from their posteriors (returned for `loss`; None: the modes)."""
         s = self.settings
         t = torch.randint(0, self.pipe.scheduler.config.num_train_timesteps, (1,), generator=generator)
         sigma = torch.exp(torch.randn((), generator=generator) * s.anchor_noise_log_std + s.anchor_noise_log_mean)
         shape = batch["anchor_pixels" if s.anchor_noise_space == "pixel" else "image_latents"].shape
         augment = torch.randn(shape, generator=generator)
         noise = batch["noise"] if s.noise == "per_clip" else self.draw_noise(batch, noise_generator)
-        return t, sigma, augment.to(batch["x0"]), noise
+        return t, sigma, augment.to(batch["x0"]), noise, noise_generator if s.posterior == "sample" else None
 
     def save_checkpoint(self, out_dir: Path, losses: list[float], generator: torch.Generator) -> None:
         with atomic_dir(out_dir / f"{CHECKPOINT_PREFIX}{self.step:06d}") as tmp:

@@ -201,7 +201,7 @@ def ggi_weights_asset(structure: str = "hed_s") -> AssetsDefinition:
     name = GGI_WEIGHTS[structure]
     ablation = "" if structure == "hed_s" else f" Ablation (paper Table 3): structure condition '{structure}'."
 
-    @asset(name=name, deps=[ggi_training_set], group_name="ggi", code_version="5", pool="gpu",
+    @asset(name=name, deps=[ggi_training_set], group_name="ggi", code_version="6", pool="gpu",
            description="The fine-tuned, widened GGI transformer weights (resumes from its last checkpoint)." + ablation,
            check_specs=[AssetCheckSpec("loss_decreased", asset=name,
                                        description="Trained: the evaluation loss on the training clips fell. "
