@@ -48,7 +48,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vf3d.common.atomic import OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, write_text_atomic  # noqa: E402
+from vf3d.common.atomic import (OWNER_MARKER, TMP_PREFIX, atomic_dir, atomic_file, owner_tag,  # noqa: E402
+                               recover, write_text_atomic)
 from vf3d.common.errors import VF3DInputError  # noqa: E402
 
 CONDITIONS = ("hed_s", "hed", "none")
@@ -216,9 +217,14 @@ def render_clip(spec: ClipSpec, out: Path, work: Path) -> None:
         (tmp / "spec.json").write_text(json.dumps(asdict(spec)))
 
 
+RENDER_WORK = "render-work"
+"""Blender's scratch folder while clips render: `out/.tmp-render-work.<host>-<pid>.<random>`."""
+
+
 def render_all(budget: Budget, out: Path, log) -> dict[str, list[Path]]:
     """Render every clip not yet in `out/renders` (a clip folder is reused when its spec.json matches)."""
     folders: dict[str, list[Path]] = {"train": [], "held_out": []}
+    recover(out / RENDER_WORK)  # the scratch folders of killed runs
     work = None
     try:
         for split, held_out in (("train", False), ("held_out", True)):
@@ -226,8 +232,8 @@ def render_all(budget: Budget, out: Path, log) -> dict[str, list[Path]]:
                 folder = out / "renders" / split / spec.name
                 spec_file = folder / "spec.json"
                 if not (spec_file.is_file() and json.loads(spec_file.read_text()) == asdict(spec)):
-                    if work is None:
-                        work = Path(tempfile.mkdtemp(prefix=".tmp-render-work.", dir=out))
+                    if work is None:  # named by its owner: a later run removes it if this one is killed
+                        work = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{RENDER_WORK}.{owner_tag()}.", dir=out))
                     started = time.perf_counter()
                     render_clip(spec, folder, work)
                     log(f"rendered {split} {spec.name} (start {spec.start}, seed {spec.seed}) "

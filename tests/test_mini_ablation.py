@@ -4,6 +4,8 @@ structure conditions with finite metrics; a rerun reuses every phase; a folder t
 
 import json
 import math
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +39,14 @@ def test_quick_run_scores_the_three_conditions(tmp_path):
     assert (out / "curves.png").stat().st_size > 1000 and (out / "examples.png").stat().st_size > 1000
     assert "HED-S" in (out / "table.md").read_text()
 
+    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    scratch = {pid: out / f".tmp-render-work.{socket.gethostname().replace('.', '_')}-{pid}.abc"
+               for pid in (killed.stdout.strip(), str(os.getpid()))}  # a killed run's, a live one's
+    for folder in scratch.values():
+        folder.mkdir()
+        (folder / "frame.png").write_bytes(b"")
     again = _run(out)  # everything cached: no render, no fit, no training
+    assert not scratch[killed.stdout.strip()].exists() and scratch[str(os.getpid())].is_dir()
     assert again.returncode == 0, again.stderr[-3000:]
     assert "rendered" not in again.stdout and "autoencoder fitted" not in again.stdout and "train loss" not in again.stdout
     assert json.loads((out / "results.json").read_text())["variants"]["hed_s"]["summary"] == \
