@@ -254,15 +254,16 @@ def paired_differences(records: Iterable[Mapping], reference: str = "ggi") -> tu
     return pd.DataFrame(per_video), pd.DataFrame(summary, columns=empty[1].columns)
 
 
-def _cell(row: Mapping, column: str) -> str:
+def mean_and_std(row: Mapping, column: str) -> str:
+    """"mean ± std" of a column (std from `<column>_std`), "n/a" without a mean."""
     mean, std = row[column], row.get(f"{column}_std", math.nan)
     if pd.isna(mean):
         return "n/a"
     return f"{mean:.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}")
 
 
-def _interval(row: Mapping, prefix: str = "", low: str = "ci_low", high: str = "ci_high", scenes: str = "scenes"
-              ) -> str:
+def interval_text(row: Mapping, prefix: str = "", low: str = "ci_low", high: str = "ci_high",
+                  scenes: str = "scenes") -> str:
     """'[low, high]', or why there is none: too few scenes, or no finite value."""
     if not pd.isna(row[f"{prefix}{low}"]):
         return f"[{row[f'{prefix}{low}']:.3f}, {row[f'{prefix}{high}']:.3f}]"
@@ -278,15 +279,15 @@ def _non_finite(row: Mapping) -> str:
 
 def _markdown(table: pd.DataFrame, notes: list[str]) -> str:
     overall = table[table["category"] == "overall"]
-    main = pd.DataFrame([{"row": r["label"], "videos": r["videos"], **{HEADERS[c]: _cell(r, c) for c in COLUMNS},
+    main = pd.DataFrame([{"row": r["label"], "videos": r["videos"], **{HEADERS[c]: mean_and_std(r, c) for c in COLUMNS},
                           "non-finite (left out of the mean)": _non_finite(r) if r["generation_profile"] != "published"
                           else "-"} for _, r in overall.iterrows()])
     ours = table[table["generation_profile"] != "published"]
     spread = pd.DataFrame([{"row": r["label"], "category": r["category"], "videos": r["videos"], "scenes": r["scenes"],
-                            **{HEADERS[c]: _interval(r, f"{c}_") for c in COLUMNS}} for _, r in ours.iterrows()])
+                            **{HEADERS[c]: interval_text(r, f"{c}_") for c in COLUMNS}} for _, r in ours.iterrows()])
     ablation = ablation_table(table)
     ablation_md = pd.DataFrame([{"Table 3 condition": r["condition"], "row": r["label"], "videos": r["videos"],
-                                 **{HEADERS[c]: _cell(r, c) for c in TABLE3_METRICS}} for _, r in ablation.iterrows()])
+                                 **{HEADERS[c]: mean_and_std(r, c) for c in TABLE3_METRICS}} for _, r in ablation.iterrows()])
     models = pd.DataFrame([{"row": r["label"], "metric models": r["metric_models"]}
                            for _, r in ours[ours["category"] == "overall"].iterrows()])
     parts = ["# Benchmark", "", *notes, "", "## Overall: mean ± std over videos", "",
@@ -405,7 +406,7 @@ def write_report(records: Iterable[Mapping], paper_rows: Mapping[str, Mapping[st
         text += "(no pairs yet)\n"
     else:
         shown = paired.assign(metric=paired["metric"].map(HEADERS),
-                              interval=[_interval(r) for _, r in paired.iterrows()])
+                              interval=[interval_text(r) for _, r in paired.iterrows()])
         text += shown[["label", "metric", "mean_difference", "interval", "pairs", "scenes", "not_comparable",
                        "favours"]].to_markdown(index=False, floatfmt=".3f") + "\n"
     text += "\n## Per scene (mean over its styles)\n\n"

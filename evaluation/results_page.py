@@ -27,10 +27,9 @@ import pandas as pd
 from PIL import Image
 
 from evaluation.metrics import LOWER_IS_BETTER
-from evaluation.report import (COLUMNS, GROUP, HEADERS, benchmark_table, method_label, per_scene_table,
-                               records_frame, report_notes, row_label)
-# the Markdown's own cell and interval texts, not re-made here
-from evaluation.report import _cell as mean_and_std, _interval as interval_text
+# the Markdown's own cell and interval texts (mean_and_std, interval_text), not re-made here
+from evaluation.report import (COLUMNS, GROUP, HEADERS, benchmark_table, interval_text, mean_and_std, method_label,
+                               per_scene_table, records_frame, report_notes, row_label)
 from vf3d.baselines.methods import METHODS
 from vf3d.common.atomic import write_text_atomic
 

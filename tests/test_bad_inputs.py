@@ -322,7 +322,7 @@ def test_blenders_own_messages_stay_out_of_the_terminal_and_outputs_get_the_usua
     assert "PyDriver" in capfd.readouterr().err  # asked for, Blender's text is there
 
 
-def test_atomic_outputs_get_the_mode_of_a_folder_made_with_mkdir(tmp_path):
+def test_atomic_outputs_get_the_mode_of_a_folder_made_with_mkdir_or_a_file_made_with_open(tmp_path):
     umask = os.umask(0o027)
     try:
         for final in (tmp_path / "new", tmp_path / "empty"):
@@ -331,5 +331,7 @@ def test_atomic_outputs_get_the_mode_of_a_folder_made_with_mkdir(tmp_path):
             with atomic.atomic_dir(final) as tmp:
                 (tmp / "a.txt").write_text("a")
             assert stat.S_IMODE(final.stat().st_mode) == 0o750, final
+        atomic.write_text_atomic(tmp_path / "note.txt", "a")
+        assert stat.S_IMODE((tmp_path / "note.txt").stat().st_mode) == 0o640  # as open() makes it, not 0600
     finally:
         os.umask(umask)

@@ -69,7 +69,7 @@ def test_style_lora_trains_at_the_paper_resolution_and_loads_into_the_full_pipel
                          run_config={"ops": {"style_lora": {"config": {"steps": 1}}}})
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["profile"].value == "full" and metadata["steps"].value == 1
-    assert np.isfinite(metadata["final_loss"].value)
+    assert np.isfinite(metadata["last_loss"].value)
     pipe = resources["models"].flux(torch.float32).pipeline()
     load_style_lora(pipe, resources["artifacts"].path("style_lora", "test_style"))
     assert pipe.transformer.peft_config and pipe.controlnet.peft_config

@@ -25,7 +25,7 @@ import pytest
 
 from evaluation.metrics import LOWER_IS_BETTER, PAPER_TABLE2
 from evaluation.report import COLUMNS, HEADERS, paper_rows_as_dicts, write_report
-from evaluation.report import _interval as interval_text
+from evaluation.report import interval_text
 from evaluation.results_page import PAGE, ArtifactLayout, render_results_page, write_results_page
 from evaluation.standin_results import write_standin_results
 from vf3d.common.atomic import atomic_dir

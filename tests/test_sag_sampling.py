@@ -1,6 +1,7 @@
 """Sparse Appearance-guided Sampling on the tiny FLUX components: Eq. 1 exactly, and only for K steps."""
 
 import math
+import warnings
 
 import cv2
 import numpy as np
@@ -113,7 +114,10 @@ def test_warp_samples_view_j_along_the_flow():
     image[:, 6] = 255
     flow = np.zeros((8, 10, 2), np.float32)
     flow[..., 0] = 2.0  # view i sees at x what view j has at x + 2
-    warped, valid = warp_image(image, flow, np.ones((8, 10), bool))
+    image.setflags(write=False)  # as decoded frames and memory-mapped arrays come: taken without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warped, valid = warp_image(image, flow, np.ones((8, 10), bool))
     assert (warped[:, 4] == 255).all() and warped[:, 6].max() == 0
 
 

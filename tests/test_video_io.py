@@ -15,6 +15,24 @@ def test_mp4_round_trip(tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def top_level_boxes(path) -> list[str]:
+    """The mp4's top-level box types, in file order."""
+    data, boxes, at = path.read_bytes(), [], 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8].decode("latin-1")
+        if size == 1:
+            size = int.from_bytes(data[at + 8:at + 16], "big")
+        boxes.append(kind)
+        at += size if size else len(data)
+    return boxes
+
+
+def test_mp4_index_comes_before_the_frames_so_browsers_play_it_while_loading(tmp_path):
+    write_mp4([np.full((48, 64, 3), 10 * i, np.uint8) for i in range(4)], tmp_path / "v.mp4")
+    boxes = top_level_boxes(tmp_path / "v.mp4")
+    assert "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat"), boxes
+
+
 def test_odd_size_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="even sizes"):
         write_mp4([np.zeros((5, 6, 3), np.uint8)], tmp_path / "v.mp4")

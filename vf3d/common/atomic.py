@@ -264,6 +264,7 @@ def atomic_file(final: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the mode of a file made with open()
         yield tmp
         os.replace(tmp, final)
     except BaseException:

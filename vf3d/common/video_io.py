@@ -13,14 +13,15 @@ from vf3d.common.atomic import atomic_file
 
 
 def write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 8.0, crf: int = 18) -> None:
-    """Encode (H, W, 3) uint8 RGB frames as H.264 (yuv420p, even sizes required by the codec)."""
+    """Encode (H, W, 3) uint8 RGB frames as H.264 (yuv420p, even sizes required by the codec), the index (moov)
+    before the frames (`+faststart`) so that a browser plays the file while it is still arriving."""
     if not frames:
         raise ValueError("write_mp4: no frames to write")
     height, width = frames[0].shape[:2]
     if height % 2 or width % 2:
         raise ValueError(f"write_mp4: H.264 in yuv420p needs even sizes, got {width}x{height}")
     with atomic_file(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.options = {"crf": str(crf)}

@@ -29,7 +29,7 @@ def warp_image(image_j: np.ndarray, flow_i_to_j: np.ndarray, valid: np.ndarray, 
     h, w = valid.shape
     target = pixel_centres(h, w) + flow_i_to_j  # where to sample view j, pixel-centre coordinates
     grid = torch.from_numpy(np.stack([target[..., 0] / w * 2 - 1, target[..., 1] / h * 2 - 1], -1)).float()
-    source = torch.from_numpy(image_j).permute(2, 0, 1)[None].float()
+    source = torch.tensor(image_j, dtype=torch.float32).permute(2, 0, 1)[None]  # a copy: inputs may be read-only
     sampled = F.grid_sample(source, grid[None], mode=mode, padding_mode="border", align_corners=False)
     warped = sampled[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
     return np.where(valid[..., None], warped, 0).astype(np.uint8), valid

@@ -125,7 +125,6 @@ def style_lora(context: AssetExecutionContext, config: StyleLoRAConfig, artifact
             "identifiers": MetadataValue.json(list(styles)),
             "trained": MetadataValue.text("here" if trained_here else
                                           f"reused: the LoRA of the same reference and identifier ({shared.name})"),
-            "final_loss": float(np.mean(trained["losses"][-10:])),
             **curve_metadata,
             "eval_loss_before": trained["eval_loss_before"],
             "eval_loss_after": trained["eval_loss_after"],
