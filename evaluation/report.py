@@ -287,7 +287,8 @@ def _markdown(table: pd.DataFrame, notes: list[str]) -> str:
                             **{HEADERS[c]: interval_text(r, f"{c}_") for c in COLUMNS}} for _, r in ours.iterrows()])
     ablation = ablation_table(table)
     ablation_md = pd.DataFrame([{"Table 3 condition": r["condition"], "row": r["label"], "videos": r["videos"],
-                                 **{HEADERS[c]: mean_and_std(r, c) for c in TABLE3_METRICS}} for _, r in ablation.iterrows()])
+                                 **{HEADERS[c]: mean_and_std(r, c) for c in TABLE3_METRICS}}
+                                for _, r in ablation.iterrows()])
     models = pd.DataFrame([{"row": r["label"], "metric models": r["metric_models"]}
                            for _, r in ours[ours["category"] == "overall"].iterrows()])
     parts = ["# Benchmark", "", *notes, "", "## Overall: mean ± std over videos", "",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,11 @@ def measured_seconds(report: dict, offload: str) -> dict[str, float]:
                "ggi_per_segment": get("segment", "seconds_per_segment_30_steps")}
     if metrics:
         seconds["metrics_per_segment"] = get("metrics", "seconds")
+    else:
+        failed = [f"{k}: {results[k].get('error')}" for k in results if k.startswith("metrics/")]
+        if failed:  # said, not silently dropped: the table's metrics column stays empty
+            print(f"note: the report's metrics stage has no seconds ({'; '.join(failed)}); metrics are left out",
+                  file=sys.stderr)
     return seconds
 
 
@@ -132,7 +138,12 @@ def main() -> None:
     catalog = json.loads(args.catalog.read_text())
     columns = {"paper (Table 4, A100-80GB)": (PAPER_SECONDS, cost_rows(catalog, PAPER_SECONDS))}
     if args.measured:
-        report = json.loads(args.measured.read_text())
+        from vf3d.common.errors import VF3DInputError, read_json_object
+
+        try:
+            report = read_json_object(args.measured, "gpu_acceptance.py report")
+        except VF3DInputError as exc:
+            raise SystemExit(f"error: {exc}") from None
         ours = measured_seconds(report, args.offload)
         columns[f"ours ({report.get('gpu', 'GPU')}, offload {args.offload})"] = (ours, cost_rows(catalog, ours))
     table = markdown(columns)

@@ -334,10 +334,15 @@ def main() -> None:
                         "anchor=90,segment=200 (default: ALLOWANCE_S of the scale)")
     parser.add_argument("--lora-steps", type=int, default=6)
     parser.add_argument("--anchor-steps", type=int, default=25)
-    parser.add_argument("--ggi-steps", type=int, default=4)
+    parser.add_argument("--ggi-steps", type=int, default=4, help="at least 2 (1 and this many are timed)")
     args = parser.parse_args()
     if args.out is None and args.out_dir is None:
         parser.error("give --out FILE and/or --out-dir DIR")
+    if args.budget_s is not None and not -1e7 < args.budget_s < 1e7:  # NaN, inf: not a number of seconds
+        parser.error(f"--budget-s {args.budget_s}: expected a number of seconds")
+    for option, least in (("lora_steps", 1), ("anchor_steps", 1), ("ggi_steps", 2)):
+        if getattr(args, option) < least:
+            parser.error(f"--{option.replace('_', '-')} {getattr(args, option)}: expected at least {least}")
     stages = [s for s in args.stages.split(",") if s]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -375,6 +380,10 @@ def main() -> None:
         for path in destinations:
             write_text_atomic(path, json.dumps(report, indent=1))  # partial results survive a timeout
 
+    try:
+        save()  # the plan, before any work: a destination that cannot be written ends here, in one line
+    except OSError as exc:
+        parser.error(f"{' and '.join(map(str, destinations))}: cannot write the report there ({exc.strerror})")
     signal.signal(signal.SIGTERM, on_signal)
     if args.budget_s is not None:
         signal.signal(signal.SIGALRM, on_signal)

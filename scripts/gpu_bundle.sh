@@ -40,6 +40,14 @@ case "$(realpath "$dir")/" in
       exit 2
     fi;;
 esac
+# wheels this script did not write (not listed in DIR's SHA256SUMS) are someone else's: refuse, before any work
+for wheel in "$dir"/*.whl; do
+  [ -e "$wheel" ] || continue
+  if ! { [ -f "$dir/SHA256SUMS" ] && grep -q -- "  ${wheel##*/}\$" "$dir/SHA256SUMS"; }; then
+    echo "error: $wheel was not written by gpu_bundle.sh (not in $dir/SHA256SUMS): choose an empty or bundle folder" >&2
+    exit 2
+  fi
+done
 pip=(${PIP:-})
 if [ ${#pip[@]} = 0 ]; then
   if [ -x .venv/bin/python ]; then pip=(.venv/bin/python -m pip); else pip=(python3 -m pip); fi
@@ -68,8 +76,10 @@ if [ "$bytes" -gt $((LIMIT_MIB * 1048576)) ]; then
   echo "error: the bundle is $mib MiB, over $LIMIT_MIB MiB; $dir is left as it was" >&2
   exit 1
 fi
-# replace the previous bundle's wheels only (one version each), nothing else in DIR
-find "$dir" -maxdepth 1 -name '*.whl' -delete
+# replace the previous bundle's wheels only (those its SHA256SUMS lists, checked above), nothing else in DIR
+if [ -f "$dir/SHA256SUMS" ]; then
+  awk '{print $2}' "$dir/SHA256SUMS" | while read -r name; do rm -f -- "$dir/$name"; done
+fi
 mv "$incoming"/*.whl "$dir"/
-(cd "$dir" && sha256sum -- *.whl > SHA256SUMS)
+(cd "$dir" && sha256sum -- *.whl > .SHA256SUMS.tmp && mv .SHA256SUMS.tmp SHA256SUMS)
 echo "gpu bundle: $count wheels, $mib MiB in $dir (limit $LIMIT_MIB MiB)"

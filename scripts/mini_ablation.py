@@ -67,7 +67,8 @@ PROMPT = "a video of a static scene"
 
 @dataclass(frozen=True)
 class TransformerSize:
-    """tiny_cogvideo's transformer: 2 heads of 16, 2 layers, time embedding 2 (37,576 weights)."""
+    """The ablation's GGI transformer: 4 heads of 32, 4 layers, time embedding 64 (1,259,712 weights), larger than
+    tiny_cogvideo's (2 heads of 16, 2 layers, time embedding 2: 37,576 weights)."""
 
     heads: int = 4
     head_dim: int = 32
@@ -316,7 +317,7 @@ def patch_autoencoder_class():
     patches in the training renders, the mean patch subtracted, each divided by its standard deviation (whitened:
     every channel has unit variance, as a KL-regularised VAE's roughly have; with raw components a diffusion error
     of a given size in a weak channel would decode as a strong pattern); decoding is the inverse. The posterior is a
-    point mass (log-variance -30, std 3e-7), so sampling it is taking its mode, as GGI's training does.
+    point mass (log-variance -30, std 3e-7), so sampling it is taking its mode, as the tiny training preset does.
     `block_out_channels` only makes diffusers compute the 8x scale factor (2 ** (4 - 1)).
     """
     import torch
@@ -637,8 +638,8 @@ def clear_checkpoints(folder: Path) -> None:
     foreign = [e.name for e in folder.iterdir() if not e.name.startswith(TMP_PREFIX) and not (
         e.is_dir() and e.name.startswith(CHECKPOINT_PREFIX) and (e / OWNER_MARKER).is_file())]
     if foreign:
-        raise VF3DInputError(f"{folder}: holds files the trainer did not write ({', '.join(sorted(foreign)[:3])}); "
-                             "move them away")
+        raise VF3DInputError(folder, f"holds files the trainer did not write ({', '.join(sorted(foreign)[:3])}); "
+                                     "move them away")
     shutil.rmtree(folder)
 
 
@@ -985,9 +986,9 @@ def prepare_out(out: Path) -> None:
         raise SystemExit(f"error: {out}: holds files this script did not write (no {MARKER}); choose a new folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / MARKER, "written by scripts/mini_ablation.py\n")
     except OSError as exc:
-        raise SystemExit(f"error: {out}: cannot make the folder ({exc.strerror})")
-    write_text_atomic(out / MARKER, "written by scripts/mini_ablation.py\n")
+        raise SystemExit(f"error: {out}: cannot write there ({exc.strerror})")
 
 
 def cached_json(path: Path, key: str) -> dict | None:

@@ -1,6 +1,7 @@
 """The benchmark's cost on paper (docs/cost.md): GPU-hours and wall time from the graph's dependencies."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,6 +47,22 @@ def test_our_times_come_from_a_gpu_acceptance_report():
         (2 * 900 + 3 * (44 * 15 + 28 * 130)) / 3600)  # two LoRAs: photo_winter shares photo's
     with pytest.raises(SystemExit, match="no lora/offload=none"):
         cost_table.measured_seconds(report, "none")
+
+
+def test_a_failed_metrics_stage_is_said_and_a_bad_report_is_one_line(tmp_path, capsys):
+    report = {"results": {"lora/offload=none": {"seconds_per_style_400_steps": 900.0},
+                          "anchor/offload=none": {"seconds_per_anchor_25_steps": 15.0},
+                          "segment/offload=none": {"seconds_per_segment_30_steps": 120.0},
+                          "metrics/offload=none": {"error": "OutOfMemoryError: CUDA out of memory"}}}
+    assert "metrics_per_segment" not in cost_table.measured_seconds(report, "none")
+    said = capsys.readouterr().err
+    assert "metrics are left out" in said and "OutOfMemoryError" in said
+    (tmp_path / "list.json").write_text("[1]")
+    for path, problem in ((tmp_path / "none.json", "report file not found"), (tmp_path / "list.json", "got list")):
+        run = subprocess.run([sys.executable, str(ROOT / "scripts" / "cost_table.py"), "--measured", str(path)],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1 and run.stderr.startswith(f"error: {path}: ") and problem in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
 
 
 def test_the_docs_show_the_table_the_script_computes():

@@ -216,7 +216,9 @@ def test_paper_draws_every_latent_from_its_vae_posterior_at_every_step_as_the_of
         seen.append(oracle.inputs[-1])
 
         official = torch.Generator().manual_seed(100 + step)  # what the official step draws, in its order
-        draw = lambda pixels: vae.encode(pixels).latent_dist.sample(official).permute(0, 2, 1, 3, 4) * scale  # noqa: E731
+        def draw(pixels):
+            return vae.encode(pixels).latent_dist.sample(official).permute(0, 2, 1, 3, 4) * scale
+
         draw(to_pixels([clip.frames[0]]))  # the structure conditions' anchors (unused by the paper preset's input)
         draw(to_pixels([clip.frames[5]]))
         edge_latents, x0 = draw(to_pixels(edges)), draw(to_pixels(frames))

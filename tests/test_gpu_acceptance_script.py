@@ -102,6 +102,10 @@ def test_acceptance_script_refuses_bad_options_and_a_file_it_did_not_write(tmp_p
                            (["--out-dir", str(tmp_path / "theirs")], "exists and is not an acceptance report"),
                            (["--out-dir", str(mine)], "cannot make the folder (File exists)"),
                            (["--expect", "anchr=3"], "--expect: unknown stage 'anchr'"),
+                           (["--budget-s", "nan"], "--budget-s nan: expected a number of seconds"),
+                           (["--ggi-steps", "1"], "--ggi-steps 1: expected at least 2"),
+                           (["--anchor-steps", "0"], "--anchor-steps 0: expected at least 1"),
+                           (["--out", str(mine / "a.json")], "cannot write the report there"),
                            ([], "give --out FILE and/or --out-dir DIR")):
         out = [] if extra[:1] in (["--out"], ["--out-dir"]) or not extra else ["--out", str(tmp_path / "a.json")]
         run = subprocess.run([sys.executable, str(SCRIPT), *out, *extra], capture_output=True, text=True,

@@ -59,3 +59,30 @@ def test_a_folder_it_did_not_write_is_refused(tmp_path):
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert run.returncode != 0 and "did not write" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_a_checkpoint_folder_holding_foreign_files_is_refused_in_one_line_even_from_a_worker(tmp_path):
+    import importlib.util
+    import pickle
+
+    import pytest
+
+    from vf3d.common.errors import VF3DInputError
+
+    spec = importlib.util.spec_from_file_location("mini_ablation_under_test", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclasses resolve their module
+    try:
+        spec.loader.exec_module(script)
+        folder = tmp_path / "checkpoints" / "hed_s"
+        folder.mkdir(parents=True)
+        (folder / "notes.txt").write_text("mine")
+        with pytest.raises(VF3DInputError) as refused:
+            script.clear_checkpoints(folder)
+    finally:
+        del sys.modules[spec.name]
+    assert refused.value.where == str(folder) and "did not write (notes.txt)" in str(refused.value)
+    assert (folder / "notes.txt").read_text() == "mine"
+    # a worker pool sends it back pickled: it must arrive whole, as the one line main() prints
+    back = pickle.loads(pickle.dumps(refused.value))
+    assert (back.where, back.problem, str(back)) == (refused.value.where, refused.value.problem, str(refused.value))

@@ -17,6 +17,9 @@ class VF3DInputError(ValueError):
         self.problem = problem
         super().__init__(f"{self.where}: {problem}")
 
+    def __reduce__(self):  # crosses process boundaries (a worker pool) whole, not as the formatted message alone
+        return type(self), (self.where, self.problem)
+
 
 def read_json_object(path: Path, what: str) -> dict:
     """Read a JSON file that must hold an object; `what` names the kind of file in the error."""

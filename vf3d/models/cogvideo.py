@@ -156,8 +156,9 @@ def tiny_cogvideo(seed: int = 0, widened: bool = True, attention_heads: int = 2,
     torch.manual_seed(seed)
     latent_channels = 16
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=attention_heads, attention_head_dim=16, in_channels=2 * latent_channels, out_channels=latent_channels,
-        time_embed_dim=time_embed_dim, text_embed_dim=32, num_layers=2, sample_width=8, sample_height=6, sample_frames=49,
+        num_attention_heads=attention_heads, attention_head_dim=16, in_channels=2 * latent_channels,
+        out_channels=latent_channels, time_embed_dim=time_embed_dim, text_embed_dim=32, num_layers=2, sample_width=8,
+        sample_height=6, sample_frames=49,
         patch_size=2, temporal_compression_ratio=4, max_text_seq_length=MAX_SEQUENCE_LENGTH,
         use_rotary_positional_embeddings=True, use_learned_positional_embeddings=False,
     )
